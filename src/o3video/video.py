@@ -35,8 +35,8 @@ def smart_resize(
 
     >>> smart_resize(720, 1280)   # a 16:9 frame at the published budget
     (224, 420)
-    >>> smart_resize(480, 640)    # 4:3
-    (280, 364)
+    >>> smart_resize(480, 640)    # 4:3: 364x280 would exceed 100,352 pixels, so 364x252
+    (252, 364)
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
