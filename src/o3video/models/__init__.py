@@ -1,0 +1,11 @@
+"""Model backends behind one protocol, and the tiny random model the offline tests use.
+
+``tiny`` builds a small random Qwen2.5-VL with its real processor; heavy imports (torch,
+transformers) happen inside its functions, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from o3video.models.tiny import build_tiny_model
+
+__all__ = ["build_tiny_model"]
