@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command: installs what it needs into .venv, then runs the linter,
+# the type checker and the offline test suite (slow and GPU tests are skipped by default).
+# Usage: bash scripts/test.sh [PYTEST ARGS]   e.g. bash scripts/test.sh -m slow
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+echo "== ruff"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest --doctest-modules src/o3video tests "$@"
