@@ -149,7 +149,9 @@ class Box:
         _check_space(self.space)
         object.__setattr__(self, "xyxy", as_xyxy(self.xyxy))
 
-    def to(self, space: BoxSpace, *, source_wh: WH | None = None, frame_wh: WH | None = None) -> Box:
+    def to(
+        self, space: BoxSpace, *, source_wh: WH | None = None, frame_wh: WH | None = None
+    ) -> Box:
         """The same box in another space."""
         if space == self.space:
             return self
