@@ -25,3 +25,26 @@ class UnknownFamilyError(O3VideoError):
 
 class BoxSpaceError(O3VideoError, ValueError):
     """A box conversion lacks the sizes it needs, or names an unknown space."""
+
+
+class DataError(O3VideoError):
+    """A data file or record is unusable: malformed JSON, a bad record, missing media.
+
+    The message names the file and, where known, the record ``index`` (0-based position in
+    the file) and ``field``; both are also attributes, with every ``issues`` found.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        index: int | None = None,
+        field: str | None = None,
+        issues: tuple[object, ...] = (),
+    ) -> None:
+        self.path = path
+        self.index = index
+        self.field = field
+        self.issues = issues
+        super().__init__(message)

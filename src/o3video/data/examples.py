@@ -1,0 +1,317 @@
+"""STGR records → training examples for one model family and frame budget (SPEC §3, §6).
+
+:func:`to_example` builds what SFT and RL need from one record:
+
+- ``messages``: the system prompt of the record's task and the user turn in the
+  frames-as-images presentation (``Frame k at t.ts: <image>`` per frame, the duration line,
+  the question), from :func:`o3video.prompts.build_messages`. Frames are sampled at their
+  true times (:func:`o3video.video.sample_frames`); for ``temporal-spatial free-form QA``
+  the annotated key frames (their JPEGs, resized to the same frame size) are **inserted at
+  their own times** (:func:`merge_key_frames`). A sampled frame within
+  ``merge_tolerance_s`` (default 0.1 s, the precision of the labels) of a key frame is
+  *replaced* by it: the two show the same moment, and a duplicate would cost tokens and put
+  two frames under one label. ``visual QA`` shows its image alone, resized by the family's
+  ``smart_resize`` (same pixel budget).
+- ``target`` (when the record has a reasoning): ``<think>{reasoning}</think>\\n<answer>{answer}
+  </answer>`` with every box rewritten into the model's box space of the frames actually
+  shown — only the numbers inside ``<box>…</box>`` change, the rest of the text is kept
+  byte for byte. Boxes are rounded to integers (Qwen2.5-VL writes pixels of the resized
+  frame, Qwen3-VL a 0–1000 grid, both as integers), half up. Temporal answers are written
+  as the system prompt asks (``From <t>s</t>s to <t>e</t>s``, plus
+  ``.\\nCorrect Option: X`` for temporal MCQ); the raw ``"[s, e]"`` of the file would
+  contradict the prompt the model is trained under.
+- ``columns``: the ground truth the RL rewards read (:data:`Columns`), JSON-ready; boxes in
+  model space as exact floats (not rounded), times in seconds.
+
+>>> rewrite_boxes("<obj>dog</obj><box>[0.25, 0.5,0.75,1.0]</box>at<t>1.2</t>s",
+...               lambda b: (b[0] * 420, b[1] * 224, b[2] * 420, b[3] * 224))
+'<obj>dog</obj><box>[105,112,315,224]</box>at<t>1.2</t>s'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from o3video.boxes import WH, XYXY, BoxSpace, convert_xyxy
+from o3video.data.stgr import (
+    Record,
+    SpatioTemporalRecord,
+    TemporalMCQRecord,
+    TemporalQARecord,
+    VideoMCQRecord,
+    VisualQARecord,
+)
+from o3video.data.validate import MediaLayout, SourceRoot, box_spans
+from o3video.errors import DataError, VideoDecodeError
+from o3video.evidence import format_number, format_span
+from o3video.families import ModelFamily, get_family
+from o3video.prompts import Message, build_messages
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+
+KEY_FRAME_MERGE_TOLERANCE_S = 0.1
+"""A sampled frame this close to a key frame is replaced by it (the labels' precision)."""
+
+Columns = dict[str, Any]
+"""Reward columns of an :class:`Example` (all JSON-ready):
+
+- ``task``: the STGR task name; ``answer``: the record's answer exactly as in the file;
+- ``answer_span_s`` (temporal tasks, ``[s, e]``), ``answer_letter`` (MCQ tasks),
+  ``answer_box`` (visual QA, model space) — ``None`` where the task has none;
+- ``key_times_s``: key-frame times in time order; ``key_boxes``: per key frame (same order)
+  ``{object: [[x1, y1, x2, y2], ...]}`` in model space;
+- ``frame_wh`` (frames shown), ``source_wh`` (original image/video size), ``box_space``
+  (the family's), ``frame_times_s`` (every frame shown), ``duration_s``; ``index``, ``id``.
+"""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example: the prompt ``messages`` (system + user), the assistant
+    ``target`` (``None`` for a record without reasoning, e.g. RL data), the ``clip`` of frames
+    shown, the reward ``columns`` and the ``record`` it came from."""
+
+    messages: list[Message]
+    target: str | None
+    clip: Clip
+    columns: Columns
+    record: Record
+
+    def conversation(self) -> list[Message]:
+        """``messages`` plus the assistant turn (SFT); ``ValueError`` without a target."""
+        if self.target is None:
+            raise ValueError(f"record {self.record.index} has no reasoning: no SFT target")
+        turn = {"role": "assistant", "content": [{"type": "text", "text": self.target}]}
+        return [*self.messages, turn]
+
+
+def to_example(
+    record: Record,
+    media_root: str | os.PathLike[str] | MediaLayout,
+    family: str | ModelFamily = "qwen2_5_vl",
+    fps: float = 2.0,
+    max_frames: int = 16,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    min_frames: int = 4,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    source_roots: Mapping[str, str | SourceRoot] | None = None,
+    merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+    system_prompt: str | None = None,
+) -> Example:
+    """Build the :class:`Example` of ``record`` for ``family`` (see the module docstring).
+
+    Media are found by :class:`~o3video.data.validate.MediaLayout` (``media_root`` and
+    ``source_roots``). The frame budget is the published training one by default (2 fps,
+    4–16 frames, ≤ 128·28·28 pixels a frame); key frames come on top of it. Raises
+    :class:`DataError` naming the record and field when a media file cannot be read.
+
+    >>> ex = to_example(record, "data/videos")                  # doctest: +SKIP
+    >>> ex.columns["key_boxes"][0], ex.clip.frame_wh            # doctest: +SKIP
+    ({'dog': [[105.0, 112.0, 315.0, 224.0]]}, (420, 224))
+    """
+    fam = get_family(family) if isinstance(family, str) else family
+    layout = (
+        media_root if isinstance(media_root, MediaLayout) else MediaLayout(media_root, source_roots)
+    )
+    budget = {"fps": fps, "min_frames": min_frames, "max_frames": max_frames}
+    clip = load_clip(record, layout, fam, min_pixels, max_pixels, merge_tolerance_s, **budget)
+    # Boxes in pixels refer to the annotated image (visual QA), or to the video's frames.
+    box_source_wh = record.image_size if isinstance(record, VisualQARecord) else clip.source_wh
+
+    def to_model(xyxy: Sequence[float], space: BoxSpace) -> XYXY:
+        return convert_xyxy(
+            xyxy, space, fam.box_space, source_wh=box_source_wh, frame_wh=clip.frame_wh
+        )
+
+    messages = build_messages(clip, record.question, record.prompt_task, "frames", system_prompt)
+    reasoning_space: BoxSpace = "rel1"
+    if isinstance(record, VisualQARecord):
+        reasoning_space = record.reasoning_box_space
+    target = None
+    if record.reasoning is not None:
+        think = rewrite_boxes(record.reasoning, lambda b: to_model(b, reasoning_space))
+        answer = target_answer(record, lambda b: to_model(b, "source_px"))
+        target = f"<think>{think}</think>\n<answer>{answer}</answer>"
+    columns = _columns(record, clip, fam, box_source_wh, to_model)
+    return Example(messages, target, clip, columns, record)
+
+
+def load_clip(
+    record: Record,
+    layout: MediaLayout,
+    family: ModelFamily,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+    **budget: Any,
+) -> Clip:
+    """The frames shown for ``record``: its image, or frames sampled from its video
+    (``budget``: ``fps``, ``min_frames``, ``max_frames`` of :func:`sample_frames`) with the
+    key frames merged in. :class:`DataError` names the record and field of a bad file."""
+    if isinstance(record, VisualQARecord):
+        path = layout.path(record.source, record.image_path)
+        image = _open_image(record, "image_path", path)
+        return image_clip(image, family, min_pixels, max_pixels, source=str(path))
+    path = layout.path(record.source, record.video_path)
+    try:
+        clip = sample_frames(
+            path, min_pixels=min_pixels, max_pixels=max_pixels, factor=family.factor, **budget
+        )
+    except VideoDecodeError as e:
+        raise _media_error(record, "video_path", str(e)) from e
+    if not isinstance(record, SpatioTemporalRecord):
+        return clip
+    key_images = []
+    for i, kf in enumerate(record.key_frames):
+        kf_path = layout.path(record.source, kf.path, key_frame=True)
+        key_images.append((kf.time_s, _open_image(record, f"key_frames[{i}].path", kf_path)))
+    return merge_key_frames(clip, key_images, merge_tolerance_s)
+
+
+def _columns(
+    record: Record,
+    clip: Clip,
+    fam: ModelFamily,
+    source_wh: WH,
+    to_model: Callable[[Sequence[float], BoxSpace], XYXY],
+) -> Columns:
+    key_frames = (
+        sorted(record.key_frames, key=lambda k: k.time_s)
+        if isinstance(record, SpatioTemporalRecord)
+        else []
+    )
+    return {
+        "index": record.index,
+        "id": record.id,
+        "task": record.task,
+        "answer": record.answer,
+        "answer_span_s": list(record.span_s)
+        if isinstance(record, (TemporalQARecord, TemporalMCQRecord))
+        else None,
+        "answer_letter": record.letter
+        if isinstance(record, (TemporalMCQRecord, VideoMCQRecord))
+        else None,
+        "answer_box": list(to_model(record.answer_box, "source_px"))
+        if isinstance(record, VisualQARecord)
+        else None,
+        "key_times_s": [kf.time_s for kf in key_frames],
+        "key_boxes": [
+            {name: [list(to_model(b, "rel1")) for b in boxes] for name, boxes in kf.objects.items()}
+            for kf in key_frames
+        ],
+        "frame_wh": list(clip.frame_wh),
+        "source_wh": list(source_wh),
+        "box_space": fam.box_space,
+        "frame_times_s": list(clip.times_s),
+        "duration_s": clip.duration_s,
+    }
+
+
+def target_answer(record: Record, to_model: Callable[[Sequence[float]], XYXY]) -> str:
+    """The ``<answer>`` text of the SFT target, in the form the task's system prompt asks.
+
+    ``to_model`` maps a box in original image pixels to model space (visual QA only).
+    """
+    if isinstance(record, TemporalQARecord):
+        return format_span(*record.span_s)
+    if isinstance(record, TemporalMCQRecord):
+        return f"{format_span(*record.span_s)}.\nCorrect Option: {record.letter}"
+    if isinstance(record, VisualQARecord):
+        return rewrite_boxes(record.answer, to_model)
+    return record.answer
+
+
+def rewrite_boxes(text: str, convert: Callable[[XYXY], Sequence[float]]) -> str:
+    """``text`` with the content of each ``<box>…</box>`` replaced by ``convert(box)``,
+    rounded half up to integers and written ``[x1,y1,x2,y2]``; all else kept byte for byte.
+
+    Raises ``ValueError`` for a box that is not 4 numbers (the validator refuses those).
+    """
+    parts: list[str] = []
+    pos = 0
+    for start, end, xyxy in box_spans(text):
+        if xyxy is None:
+            raise ValueError(f"<box> at character {start} is not 4 numbers: {text[start:end]!r}")
+        numbers = ",".join(format_number(math.floor(v + 0.5)) for v in convert(xyxy))
+        parts += [text[pos:start], f"[{numbers}]"]
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def merge_key_frames(
+    clip: Clip,
+    key_frames: Sequence[tuple[float, Image.Image | np.ndarray]],
+    tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+) -> Clip:
+    """``clip`` with ``(time_s, image)`` key frames inserted at their times.
+
+    Key frames are resized to ``clip.frame_wh`` (bicubic, as the sampled frames); a sampled
+    frame within ``tolerance_s`` of a key frame is dropped (replaced). Frames stay in time
+    order; a key frame's ``frame_indices`` entry is ``round(time · fps)``.
+    """
+    if not key_frames:
+        return clip
+    key_times = np.array([t for t, _ in key_frames], dtype=float)
+    entries: list[
+        tuple[float, int, np.ndarray, int]
+    ] = []  # (time, 0 sampled / 1 key, frame, index)
+    indices = clip.frame_indices or tuple(range(clip.num_frames))
+    for t, frame, i in zip(clip.times_s, clip.frames, indices, strict=True):
+        if np.min(np.abs(key_times - t)) > tolerance_s:
+            entries.append((t, 0, frame, i))
+    for t, image in key_frames:
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        pil = pil.convert("RGB")
+        if pil.size != clip.frame_wh:
+            pil = pil.resize(clip.frame_wh, Image.Resampling.BICUBIC)
+        entries.append((float(t), 1, np.asarray(pil, dtype=np.uint8), round(t * clip.fps)))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return Clip(
+        frames=np.stack([e[2] for e in entries]),
+        times_s=tuple(e[0] for e in entries),
+        source_wh=clip.source_wh,
+        frame_wh=clip.frame_wh,
+        fps=clip.fps,
+        duration_s=clip.duration_s,
+        frame_indices=tuple(e[3] for e in entries),
+        source=clip.source,
+    )
+
+
+def image_clip(
+    image: Image.Image,
+    family: ModelFamily,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    source: str | None = None,
+) -> Clip:
+    """A one-frame :class:`Clip` of ``image`` resized by ``family.smart_resize`` (time 0,
+    duration 0, frame rate 0: an image has none)."""
+    image = image.convert("RGB")
+    h, w = family.smart_resize(image.height, image.width, min_pixels, max_pixels)
+    frame = np.asarray(image.resize((w, h), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return Clip(frame[None], (0.0,), image.size, (w, h), 0.0, 0.0, (0,), source)
+
+
+def _open_image(record: Record, field: str, path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as e:
+        raise _media_error(record, field, f"{path}: {e}") from e
+
+
+def _media_error(record: Record, field: str, reason: str) -> DataError:
+    return DataError(
+        f"record {record.index}, field {field!r}: {reason}", index=record.index, field=field
+    )

@@ -1,0 +1,140 @@
+"""`o3video data check` and `o3video data stats`, in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_stgr import VALID, make_media, valid, write
+
+from o3video.cli.main import main
+
+
+def test_check_valid_file_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, [valid(t) for t in VALID])
+    assert main(["data", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 6 records, 6 usable, 0 skipped, 0 warnings" in out
+    assert "  temporal QA (MCQ)                      1       1        0" in out
+
+
+def test_check_reports_problems_and_missing_media(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    media = tmp_path / "videos"
+    make_media(media)
+    records = [valid(t) for t in VALID] + [valid("General video QA MCQ", answer="blue")]
+    path, report = write(tmp_path, records), tmp_path / "report.json"
+    code = main(
+        [
+            "data",
+            "check",
+            str(path),
+            "--media-root",
+            str(media),
+            "--report",
+            str(report),
+            "--show",
+            "1",
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert f"{path}: 7 records, 3 usable, 4 skipped, 0 warnings" in out
+    assert "  error   missing_media                3" in out
+    assert "  error   bad_answer                   1" in out
+    assert "missing media: 3 files in 2 folders" in out
+    assert (
+        f"  {media / 'videor1'}  (2 missing)\n    {media / 'videor1/g/mcq.mp4'}\n    ... and 1 more"
+        in out
+    )
+    assert f"  {media / 'stgr/temporal_grounding/kfs'}  (1 missing)" in out
+    assert "record 6, answer: MCQ answers are one letter, got 'blue' [bad_answer]" in out
+    assert json.loads(report.read_text(encoding="utf-8"))["skipped"] == 4
+
+
+def test_check_json_and_strict_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    warned = valid("temporal-spatial free-form QA", key_items={"0": None})
+    path = write(tmp_path, [warned])
+    assert main(["data", "check", str(path), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["ok"], got["usable"], got["warnings"]) == (True, 1, 1)
+    assert got["issue_counts"] == {"warning:null_key_item": 1}
+    assert got["tasks"] == {
+        "temporal-spatial free-form QA": {"total": 1, "usable": 1, "skipped": 0}
+    }
+    assert main(["data", "check", str(path), "--json", "--strict"]) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_check_source_root_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips/mcq.mp4").write_bytes(b"x")
+    path = write(tmp_path, [valid("General video QA MCQ", video_path="mcq.mp4")])
+    args = ["data", "check", str(path), "--media-root", str(tmp_path)]
+    assert main(args) == 1
+    assert main([*args, "--source-root", "videor1_*=clips"]) == 0
+    capsys.readouterr()
+
+
+def test_malformed_json_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('[{"task": }]', encoding="utf-8")
+    assert main(["data", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"o3video data: error: {path}: malformed JSON at line 1, column 11 (record 0)"
+    )
+
+
+def test_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = [valid(t) for t in VALID] + [
+        valid("temporal QA", duration=75.0),
+        valid("temporal QA", answer="?"),
+    ]
+    path = write(tmp_path, records)
+    assert main(["data", "stats", str(path), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["records"], got["skipped"]) == (7, 1)
+    assert got["tasks"]["temporal QA"] == 2 and got["sources"]["gqa"] == 1
+    assert got["durations_s"]["count"] == 1 and got["durations_s"]["histogram"] == {
+        "medium (60-180 s)": 1
+    }
+    # claims: visual QA 1, temporal QA 0 (twice: bare times only), spatio-temporal 1
+    assert got["claims_per_trace"]["histogram"] == {"0": 2, "1": 2}
+    assert got["key_frames_per_record"] == {
+        "count": 1,
+        "min": 1,
+        "median": 1,
+        "mean": 1.0,
+        "max": 1,
+        "histogram": {"1": 1},
+    }
+    assert main(["data", "stats", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tasks:" in out and "claims_per_trace: 4 traces" in out
+
+
+def test_stats_probes_durations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fractions import Fraction
+
+    from videos import encode_video
+
+    (tmp_path / "videor1").mkdir()
+    encode_video(tmp_path / "videor1/a.mp4", list(range(8)), Fraction(1, 4), rate=4)
+    path = write(tmp_path, [valid("General video QA MCQ", video_path="a.mp4")])
+    assert (
+        main(["data", "stats", str(path), "--media-root", str(tmp_path), "--probe", "--json"]) == 0
+    )
+    got = json.loads(capsys.readouterr().out)
+    assert got["durations_s"]["count"] == 1 and got["durations_s"]["max"] == pytest.approx(2.0)
+
+
+def test_data_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["data"])
+    assert exc.value.code == 2
+    assert "SUBCOMMAND" in capsys.readouterr().err
