@@ -1,0 +1,252 @@
+"""The synthetic world and corpus: determinism, ground truth against decoded frames, records.
+
+One corpus of 12 videos (seed 0) is written per test module and shared; a second one with the
+same seed checks byte-identical output, a third with another seed checks that it differs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from o3video.data.synthetic import SOURCE, SynthResult, synthesize, world_seed
+from o3video.data.world import COLOURS, WorldConfig, render_world, write_video
+from o3video.evidence import parse_trace
+from o3video.video import sample_frames
+
+N = 12
+TASKS = {
+    "visual QA",
+    "temporal QA",
+    "temporal QA (MCQ)",
+    "temporal-spatial free-form QA",
+    "General video QA MCQ",
+    "General video QA Free-form",
+}
+VSTAR_KEYS = {
+    "vid", "domain", "fps", "width", "height", "frame_count", "question", "answer",
+    "temporal_question", "timestamps", "spatial_question", "spatial_question_2", "bboxes",
+}  # fmt: skip
+SPAN = re.compile(r"\[(\d+(?:\.\d+)?), (\d+(?:\.\d+)?)\]")
+MS = 0.001
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    calls: list[tuple[int, int]] = []
+    result = synthesize(
+        tmp_path_factory.mktemp("a"), N, seed=0, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(i + 1, N) for i in range(N)]
+    return result
+
+
+def load(result: SynthResult, name: str) -> Any:
+    return json.loads((result.out_dir / name).read_text())
+
+
+def gt(result: SynthResult, vid: str) -> dict[str, Any]:
+    return json.loads((result.out_dir / "gt" / f"{vid}.json").read_text())
+
+
+def vid_of(record: dict[str, Any]) -> str:
+    """The video id of an STGR record or a V-STaR item."""
+    if "vid" in record:
+        return str(record["vid"])
+    path = record.get("video_path") or record["image_path"]
+    return re.search(r"synth_\d{6}", path).group(0)  # type: ignore[union-attr]
+
+
+def test_same_seed_gives_identical_files_and_another_seed_differs(
+    corpus: SynthResult, tmp_path: Path
+) -> None:
+    again = synthesize(tmp_path / "b", N, seed=0)
+    names = sorted(str(p.relative_to(corpus.out_dir)) for p in corpus.out_dir.rglob("*.*"))
+    assert names == sorted(str(p.relative_to(again.out_dir)) for p in again.out_dir.rglob("*.*"))
+    assert len([n for n in names if n.endswith(".mp4")]) == N
+    for name in names:  # JSON, PNG, JPEG and (same PyAV build) MP4: the same bytes
+        assert (corpus.out_dir / name).read_bytes() == (again.out_dir / name).read_bytes(), name
+    other = synthesize(tmp_path / "c", 3, seed=1)
+    sft = load(other, "stgr_sft.json")
+    assert sft != load(corpus, "stgr_sft.json")[: len(sft)]
+    assert gt(other, "synth_000000") != gt(corpus, "synth_000000")
+
+
+def test_worker_processes_give_the_same_records(corpus: SynthResult, tmp_path: Path) -> None:
+    pooled = synthesize(tmp_path, 4, seed=0, workers=2)
+    for name in ("stgr_sft.json", "stgr_rl.json", "vstar.json"):
+        mine = [r for r in load(corpus, name) if int(vid_of(r)[-6:]) < 4]
+        assert load(pooled, name) == mine
+
+
+def test_ground_truth_matches_the_decoded_frames(corpus: SynthResult) -> None:
+    for i in range(3):
+        vid = f"synth_{i:06d}"
+        truth = gt(corpus, vid)
+        clip = sample_frames(corpus.out_dir / "videos" / f"{vid}.mp4", num_frames=10_000)
+        assert len(clip.times_s) == len(truth["times_s"]) == 80
+        assert max(abs(a - b) for a, b in zip(clip.times_s, truth["times_s"], strict=True)) < MS
+        checked = 0
+        for obj in truth["objects"]:
+            for fr in obj["frames"]:
+                if fr["visible_frac"] < 1.0:  # covered or cut by the edge: skip
+                    continue
+                x1, y1, x2, y2 = fr["box_xyxy"]
+                cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+                rgb = clip.frames[fr["idx"], cy, cx].astype(int)
+                dist = {c: np.abs(rgb - v).max() for c, v in COLOURS.items()}
+                assert min(dist, key=dist.__getitem__) == obj["colour"], (vid, obj["name"], fr)
+                assert dist[obj["colour"]] < 40
+                checked += 1
+        assert checked > 50
+
+
+def test_world_is_deterministic_and_times_are_exact_fractions(tmp_path: Path) -> None:
+    cfg = WorldConfig(fps=7.5, duration_s=4.0, width=96, height=64, size_px=(10, 24))
+    a, b = render_world(5, cfg), render_world(5, cfg)
+    assert a.times_s == b.times_s and len(a.times_s) == 30
+    assert a.times_s[3] == float(Fraction(3) / Fraction(15, 2)) == 0.4
+    for ta, tb in zip(a.tracks, b.tracks, strict=True):
+        assert ta.name == tb.name and np.array_equal(ta.box_xyxy, tb.box_xyxy, equal_nan=True)
+    names = [t.name for t in a.tracks]
+    assert len(set(names)) == len(names)  # colour + shape names every object uniquely
+    clip = sample_frames(write_video(a, tmp_path / "w.mp4"), num_frames=100)
+    assert max(abs(x - y) for x, y in zip(clip.times_s, a.times_s, strict=True)) < MS
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_objects": (0, 2)}, {"size_px": (4, 8)}, {"colours": ("teal",)}, {"width": 223}],
+)
+def test_bad_configs_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        WorldConfig(**kwargs)
+
+
+def test_all_six_tasks_in_both_files_and_schema(corpus: SynthResult) -> None:
+    sft, rl = load(corpus, "stgr_sft.json"), load(corpus, "stgr_rl.json")
+    assert {r["task"] for r in sft} == {r["task"] for r in rl} == TASKS
+    assert corpus.sft_counts == dict(Counter(r["task"] for r in sft))
+    assert sum(a["question"] != b["question"] for a, b in zip(sft, rl, strict=True)) > len(sft) / 2
+    for rec in sft + rl:
+        assert rec["source"] == SOURCE and rec["image_size"] == [224, 224]
+        assert ("reasoning_process" in rec) == (rec in sft)
+        media = rec.get("video_path") or rec["image_path"]
+        assert (corpus.out_dir / media).is_file()
+        assert ("image_path" in rec) == (rec["task"] == "visual QA")
+        assert ("key_frames" in rec) == (rec["task"] == "temporal-spatial free-form QA")
+    manifest = load(corpus, "manifest.json")
+    assert manifest["seed"] == 0 and manifest["num_videos"] == N
+    assert manifest["counts"]["vstar"] == corpus.num_vstar == len(load(corpus, "vstar.json"))
+
+
+def options(question: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-F])\. (.+)$", question, flags=re.M))
+
+
+def test_answers_have_the_task_formats(corpus: SynthResult) -> None:
+    for rec in load(corpus, "stgr_sft.json") + load(corpus, "stgr_rl.json"):
+        task, answer, times = rec["task"], rec["answer"], gt(corpus, vid_of(rec))["times_s"]
+        if task in ("temporal QA", "temporal QA (MCQ)"):
+            m = SPAN.fullmatch(answer.split("\n")[-1])
+            assert m and float(m[1]) <= float(m[2]) and {float(m[1]), float(m[2])} <= set(times)
+        if "MCQ" in task:
+            opts = options(rec["question"])
+            assert len(opts) == 4 and len(set(opts.values())) == 4  # no two options equal
+            assert answer.split("\n")[0] in opts
+        if task == "visual QA":
+            (claim,) = parse_trace(f"<think></think><answer>{answer}</answer>").claims
+            x1, y1, x2, y2 = claim.boxes[0]
+            assert 0 <= x1 < x2 <= 224 and 0 <= y1 < y2 <= 224
+            image = np.asarray(Image.open(corpus.out_dir / rec["image_path"]).convert("RGB"))
+            rgb = image[int((y1 + y2) / 2), int((x1 + x2) / 2)]  # PNG: lossless
+            assert tuple(rgb) == COLOURS[claim.name.split()[0]]
+
+
+def test_reasoning_parses_cleanly_with_normalized_boxes_and_frame_times(
+    corpus: SynthResult,
+) -> None:
+    for rec in load(corpus, "stgr_sft.json"):
+        trace = parse_trace(
+            f"<think>{rec['reasoning_process']}</think><answer>{rec['answer']}</answer>"
+        )
+        allowed = {"claim_without_time"} if rec["task"] == "visual QA" else set()
+        assert set(trace.kinds) <= allowed, (rec["task"], trace.problems)
+        assert trace.claims
+        names = {o["name"] for o in gt(corpus, vid_of(rec))["objects"]}
+        times = set(gt(corpus, vid_of(rec))["times_s"])
+        for claim in trace.claims:
+            box = claim.boxes[0]
+            if claim.span[0] < trace.answer_span[0]:  # in <think>: normalized
+                assert all(0 <= v <= 1 for v in box) and box[0] <= box[2] and box[1] <= box[3]
+            assert claim.name in names
+            assert claim.t_s is None or claim.t_s in times
+        assert set(trace.times_s) <= times
+
+
+def test_key_frames_and_items_are_the_ground_truth(corpus: SynthResult) -> None:
+    seen = 0
+    for rec in load(corpus, "stgr_sft.json") + load(corpus, "stgr_rl.json"):
+        if "key_frames" not in rec:
+            continue
+        truth = gt(corpus, vid_of(rec))
+        assert [str(kf["idx"]) for kf in rec["key_frames"]] == list(rec["key_items"])
+        for kf in rec["key_frames"]:
+            assert (corpus.out_dir / kf["path"]).is_file() and kf["path"].endswith(".jpg")
+            assert kf["time"] == truth["times_s"][kf["idx"]]
+            for name, boxes in rec["key_items"][str(kf["idx"])].items():
+                obj = next(o for o in truth["objects"] if o["name"] == name)
+                fr = next(f for f in obj["frames"] if f["idx"] == kf["idx"])
+                assert np.allclose(np.array(boxes[0]) * 224, fr["box_xyxy"], atol=0.12)
+                seen += 1
+    assert seen > 0
+
+
+def test_vstar_items(corpus: SynthResult) -> None:
+    items = load(corpus, "vstar.json")
+    assert len(items) >= N // 2
+    for item in items:
+        assert set(item) == VSTAR_KEYS
+        start, end = item["timestamps"]
+        assert 0 <= start <= end <= 8 and item["fps"] == 10.0 and item["frame_count"] == 80
+        names = {o["name"] for o in gt(corpus, item["vid"])["objects"]}
+        assert item["answer"].removeprefix("the ") in names
+        assert item["bboxes"]
+        for b in item["bboxes"]:
+            assert isinstance(b["timestamp"], int) and start <= b["timestamp"] <= end
+            assert b["frame_index"] == round(b["timestamp"] * item["fps"])
+            assert 0 <= b["xmin"] < b["xmax"] <= 224 and 0 <= b["ymin"] < b["ymax"] <= 224
+        stamps = [b["timestamp"] for b in item["bboxes"]]
+        assert stamps == sorted(set(stamps))
+        assert set(stamps) <= set(range(math.ceil(start), math.floor(end) + 1))
+
+
+def test_worlds_hold_the_difficulty_they_promise(corpus: SynthResult) -> None:
+    worlds = [render_world(world_seed(0, i)) for i in range(N)]
+    flags: Counter[str] = Counter()
+    for w in worlds:
+        colours = Counter(t.colour for t in w.tracks)
+        shapes = Counter(t.shape for t in w.tracks)
+        flags["same colour"] += max(colours.values()) > 1
+        flags["same shape"] += max(shapes.values()) > 1
+        flags["late"] += any(t.enter_side for t in w.tracks)
+        flags["exit"] += any(t.exit_side for t in w.tracks)
+        flags["stop"] += any(t.stop for t in w.tracks)
+        flags["occlusion"] += bool(w.occlusions)
+        assert 3 <= len(w.tracks) <= 6
+    assert all(flags[k] >= 2 for k in ("same colour", "same shape", "late", "exit", "stop"))
+    assert flags["occlusion"] == N
+    letters = Counter(
+        r["answer"][0] for r in load(corpus, "stgr_sft.json") + load(corpus, "stgr_rl.json")
+        if "MCQ" in r["task"]
+    )  # fmt: skip
+    assert len(letters) == 4 and max(letters.values()) <= 0.5 * sum(letters.values())
