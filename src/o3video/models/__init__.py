@@ -6,6 +6,15 @@ transformers) happen inside its functions, so importing this package stays cheap
 
 from __future__ import annotations
 
+from o3video.models.base import Backend, BackendError, Request, SamplingParams
+from o3video.models.openai import OpenAIBackend
 from o3video.models.tiny import build_tiny_model
 
-__all__ = ["build_tiny_model"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "OpenAIBackend",
+    "Request",
+    "SamplingParams",
+    "build_tiny_model",
+]
