@@ -1,4 +1,5 @@
-"""`o3video data check` and `o3video data stats`, in-process through ``main``."""
+"""`o3video data check`, `o3video data stats` and `o3video data synth`, in-process through
+``main``."""
 
 from __future__ import annotations
 
@@ -138,3 +139,42 @@ def test_data_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
         main(["data"])
     assert exc.value.code == 2
     assert "SUBCOMMAND" in capsys.readouterr().err
+
+
+def test_synth_writes_files_that_check_fully_valid_and_same_seed_same_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["data", "synth", "--out", str(a), "--n", "6", "--seed", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{a}: 6 videos (224x224, 8 s at 10 fps, seed 3) in " in out
+    assert "  visual QA                              6       6" in out
+    assert "  all tasks                             36      36" in out
+    assert "media: 6 videos in videos/," in out and "V-STaR items: " in out
+    assert "6/6 videos (100%)" in err and "ETA" in err
+    for name, noun in (("stgr_sft", "records"), ("stgr_rl", "records"), ("vstar", "V-STaR items")):
+        args = ["data", "check", str(a / f"{name}.json"), "--media-root", str(a), "--decode"]
+        assert main(args) == 0, name
+        out = capsys.readouterr().out
+        total = 36 if noun == "records" else len(json.loads((a / "vstar.json").read_text()))
+        assert f"{total} {noun}, {total} usable, 0 skipped, 0 warnings" in out, name
+        assert "problems:" not in out
+    assert (
+        main(["data", "synth", "--out", str(b), "--n", "6", "--seed", "3", "--workers", "2"]) == 0
+    )
+    for name in ("stgr_sft.json", "stgr_rl.json", "vstar.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_synth_options_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["data", "synth", "--out", str(tmp_path), "--n", "1", "--size", "96x64"]
+    assert main([*args, "--duration", "2", "--fps", "5"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["width"] == 96 and manifest["config"]["fps"] == "5"
+    capsys.readouterr()
+    assert main([*args, "--duration", "1", "--fps", "5"]) == 2  # 5 frames: too short
+    assert "at least 8 frames" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "synth", "--help"])
+    assert exc.value.code == 0
+    assert "o3video data synth --out synth --n 200 --seed 0" in capsys.readouterr().out

@@ -84,15 +84,20 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 
-def valid(task: str, /, **changes: Any) -> dict[str, Any]:
-    """A valid record of ``task`` with ``changes`` applied (``None`` deletes a field)."""
-    raw = copy.deepcopy(VALID[task])
+def changed(base: dict[str, Any], /, **changes: Any) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``changes`` applied (``None`` deletes a field)."""
+    raw = copy.deepcopy(base)
     for key, value in changes.items():
         if value is None:
             raw.pop(key, None)
         else:
             raw[key] = value
     return raw
+
+
+def valid(task: str, /, **changes: Any) -> dict[str, Any]:
+    """A valid record of ``task`` with ``changes`` applied (``None`` deletes a field)."""
+    return changed(VALID[task], **changes)
 
 
 FIELDS = sorted({k for raw in VALID.values() for k in raw} | {"id", "duration", "image_size"})
@@ -338,7 +343,7 @@ def test_non_strict_skips_reports_and_drops_nothing_silently(
 ) -> None:
     records = [valid(t) for t in VALID] + [valid("temporal QA", answer="x"), "junk"]
     report = tmp_path / "report.json"
-    with caplog.at_level(logging.WARNING, logger="o3video.data.stgr"):
+    with caplog.at_level(logging.WARNING, logger="o3video.data.load"):
         data = load_stgr(write(tmp_path, records), report_path=report)
     assert data.total == len(records) == len(data) + len(data.skipped)
     assert [s.index for s in data.skipped] == [6, 7]

@@ -18,8 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from o3video.data.synthetic import SOURCE, SynthResult, synthesize, world_seed
-from o3video.data.world import COLOURS, WorldConfig, render_world, write_video
+from o3video.data.questions import Question, QuestionWriter
+from o3video.data.render import write_video
+from o3video.data.shapes import COLOURS, placement, shape_mask
+from o3video.data.synthetic import SOURCE, SynthResult, _record, synthesize, world_seed
+from o3video.data.world import WorldConfig, render_world
 from o3video.evidence import parse_trace
 from o3video.video import sample_frames
 
@@ -200,6 +203,7 @@ def test_key_frames_and_items_are_the_ground_truth(corpus: SynthResult) -> None:
             continue
         truth = gt(corpus, vid_of(rec))
         assert [str(kf["idx"]) for kf in rec["key_frames"]] == list(rec["key_items"])
+        assert len({kf["idx"] for kf in rec["key_frames"]}) == len(rec["key_frames"])
         for kf in rec["key_frames"]:
             assert (corpus.out_dir / kf["path"]).is_file() and kf["path"].endswith(".jpg")
             assert kf["time"] == truth["times_s"][kf["idx"]]
@@ -250,3 +254,34 @@ def test_worlds_hold_the_difficulty_they_promise(corpus: SynthResult) -> None:
         if "MCQ" in r["task"]
     )  # fmt: skip
     assert len(letters) == 4 and max(letters.values()) <= 0.5 * sum(letters.values())
+
+
+def test_boxes_are_the_tight_boxes_of_the_pixels_in_the_frame() -> None:
+    # World 142 of seed 0 has a triangle leaving through the bottom edge: its square still
+    # overlaps the frame at frame 48, where none of its pixels does (once a degenerate box).
+    for world in (render_world(world_seed(0, 142)), render_world(world_seed(0, 5))):
+        w, h = world.size_wh
+        for t in world.tracks:
+            for k in range(world.num_frames):
+                painted = np.zeros((h, w), dtype=bool)
+                if t.placed[k]:
+                    x0, y0 = (int(v) for v in t.topleft_px[k])
+                    spot = placement(x0, y0, shape_mask(t.shape, t.size_px), w, h)
+                    if spot is not None:
+                        painted[spot[0], spot[1]] = spot[2]
+                if not painted.any():
+                    assert not t.in_frame[k], (t.name, k)
+                    continue
+                ys, xs = np.flatnonzero(painted.any(axis=1)), np.flatnonzero(painted.any(axis=0))
+                tight = [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1]
+                assert t.box_xyxy[k].tolist() == tight, (t.name, k)
+
+
+def test_objects_sharing_a_key_frame_share_its_entry() -> None:
+    world = render_world(world_seed(0, 0))
+    ask = QuestionWriter(world, np.random.default_rng(0))
+    key = ((5, (0,)), (9, (1,)), (5, (1,)))  # objects 0 and 1 both at frame 5
+    rec = _record(Question("temporal-spatial free-form QA", "Q?", "A.", "R", key), ask, "v", True)
+    assert [kf["idx"] for kf in rec["key_frames"]] == [5, 9]
+    assert list(rec["key_items"]) == ["5", "9"]
+    assert list(rec["key_items"]["5"]) == [world.tracks[0].name, world.tracks[1].name]

@@ -1,4 +1,4 @@
-"""`o3video data`: check and summarise STGR data files (SPEC §4).
+"""`o3video data`: check, summarise and synthesise data files (STGR, SPEC §4; V-STaR, §7).
 
 ``o3video data check FILE`` reads every record and checks it: known task, the answer format
 of its task, the type of every field, key frames against key items, boxes (inside the image
@@ -8,11 +8,18 @@ key-frame file (under the published layout, see ``--source-root``), with ``--dec
 also decodes them. It prints counts per task and per problem kind, then the missing files
 grouped by directory, so that a person can fetch them. Exit code 0 when every record is
 usable (warnings allowed, unless ``--strict``), 1 otherwise. ``--report`` writes every
-problem as JSON.
+problem as JSON. A V-STaR file (``V_STaR_test.json``, or the ``vstar.json`` of ``data
+synth``; recognised by its first entry, or ``--format vstar``) is checked against SPEC §7:
+every field's type, the span inside the video, each box inside the frame at a whole second
+of the span, boxes in time order; with ``--media-root`` the video ``<vid>.mp4`` is looked for
+in that folder or its ``videos/``. Counts are then per domain.
 
-``o3video data stats FILE`` prints the composition: tasks, sources, video durations (from
-the records, or with ``--media-root DIR --probe`` from the video files), evidence claims per
-reasoning trace, and key frames per record.
+``o3video data stats FILE`` prints the composition of an STGR file: tasks, sources, video
+durations (from the records, or with ``--media-root DIR --probe`` from the video files),
+evidence claims per reasoning trace, and key frames per record.
+
+``o3video data synth --out DIR --n N`` writes a synthetic corpus (``o3video data synth
+--help``).
 """
 
 from __future__ import annotations
@@ -24,20 +31,30 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from o3video.data.stgr import SpatioTemporalRecord, StgrData, VideoRecord, load_stgr
-from o3video.data.validate import MediaLayout, SourceRoot
-from o3video.errors import VideoDecodeError
+from o3video.cli import add_command, data_synth
+from o3video.data.load import CheckedFile, load_stgr
+from o3video.data.media import MediaLayout, SourceRoot
+from o3video.data.stgr import SpatioTemporalRecord, VideoRecord
+from o3video.data.vstar import VStarData, is_vstar_file, load_vstar
+from o3video.errors import DataError, VideoDecodeError
 from o3video.evidence import parse_trace
 from o3video.video import probe_video
 
+# Sub-commands in modules of their own, each with NAME, HELP, EXAMPLES, add_arguments(parser)
+# and run(args), like the commands of o3video.cli.main (see o3video.cli.add_command).
+SUBCOMMANDS: tuple[ModuleType, ...] = (data_synth,)
+
 NAME = "data"
-HELP = "check or summarise STGR data files"
+HELP = "check, summarise or synthesise STGR and V-STaR data files"
 EXAMPLES = """examples:
   o3video data check stgr_rl.json --media-root data/videos
   o3video data check stgr_sft.json --media-root data/videos --decode --report problems.json
   o3video data check mine.json --media-root media --source-root "my_*=clips:clips/kfs"
+  o3video data check V_STaR_test.json --media-root V-STaR --decode
+  o3video data synth --out synth --n 200 --seed 0
   o3video data stats stgr_sft.json
   o3video data stats stgr_rl.json --media-root data/videos --probe --json
 """
@@ -54,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
     )
     _common(check)
+    check.add_argument(
+        "--format",
+        choices=("auto", "stgr", "vstar"),
+        default="auto",
+        help="file format (default: V-STaR if the first entry has 'vid' and "
+        "'temporal_question', else STGR)",
+    )
     check.add_argument("--strict", action="store_true", help="warnings also fail (exit 1)")
     check.add_argument("--decode", action="store_true", help="decode every media file too")
     check.add_argument(
@@ -71,10 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _common(stats)
     stats.add_argument("--probe", action="store_true", help="read durations from the videos")
+    for module in SUBCOMMANDS:
+        add_command(sub, module, "_data_run")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="STGR JSON list (or JSON Lines)")
+    parser.add_argument("file", type=Path, help="JSON list (or JSON Lines) of records")
     parser.add_argument(
         "--media-root", type=Path, default=None, metavar="DIR", help="folder of the sources"
     )
@@ -84,8 +110,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=_source_root,
         metavar="SOURCE=DIR[:KEYFRAME_DIR]",
-        help="where a source's files live under --media-root (SOURCE may end in * to match "
-        "a prefix); laid over the published layout; repeatable",
+        help="STGR: where a source's files live under --media-root (SOURCE may end in * to "
+        "match a prefix); laid over the published layout; repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -102,6 +128,9 @@ def _source_root(spec: str) -> tuple[str, SourceRoot]:
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "check":
         return _check(args)
+    if hasattr(args, "_data_run"):
+        code: int = args._data_run(args)
+        return code
     return _stats(args)
 
 
@@ -111,14 +140,25 @@ def _progress(n: int) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    data = load_stgr(
-        args.file,
-        args.media_root,
-        decode_media=args.decode,
-        source_roots=dict(args.source_root),
-        report_path=args.report,
-        on_progress=_progress,
-    )
+    vstar = args.format == "vstar" or (args.format == "auto" and is_vstar_file(args.file))
+    data: CheckedFile[Any]
+    if vstar:
+        data = load_vstar(
+            args.file,
+            args.media_root,
+            decode_media=args.decode,
+            report_path=args.report,
+            on_progress=_progress,
+        )
+    else:
+        data = load_stgr(
+            args.file,
+            args.media_root,
+            decode_media=args.decode,
+            source_roots=dict(args.source_root),
+            report_path=args.report,
+            on_progress=_progress,
+        )
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = check_summary(data, args.show)
@@ -126,13 +166,14 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "ok": not failed, "report": _str(args.report)}))
         return int(failed)
+    noun, by = ("V-STaR items", "domain") if vstar else ("records", "task")
     print(
-        f"{data.path}: {data.total} records, {len(data)} usable, {len(data.skipped)} skipped, "
+        f"{data.path}: {data.total} {noun}, {len(data)} usable, {len(data.skipped)} skipped, "
         f"{summary['warnings']} warnings"
     )
-    print(f"  {'task':<32}{'total':>8}{'usable':>8}{'skipped':>9}")
-    for task, row in summary["tasks"].items():
-        print(f"  {task:<32}{row['total']:>8}{row['usable']:>8}{row['skipped']:>9}")
+    print(f"  {by:<32}{'total':>8}{'usable':>8}{'skipped':>9}")
+    for name, row in summary[by + "s"].items():
+        print(f"  {name:<32}{row['total']:>8}{row['usable']:>8}{row['skipped']:>9}")
     if summary["issue_counts"]:
         print("problems:")
         for key, n in summary["issue_counts"].items():
@@ -156,16 +197,17 @@ def _check(args: argparse.Namespace) -> int:
     return int(failed)
 
 
-def check_summary(data: StgrData, show: int = 10) -> dict[str, Any]:
-    """Counts per task and problem kind, missing media grouped by folder, first problems."""
-    tasks: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "usable": 0, "skipped": 0})
-    for record in data.records:
-        tasks[record.task]["total"] += 1
-        tasks[record.task]["usable"] += 1
-    for entry in data.skipped:
-        row = tasks[entry.task or "<no task>"]
-        row["total"] += 1
-        row["skipped"] += 1
+def check_summary(data: CheckedFile[Any], show: int = 10) -> dict[str, Any]:
+    """Counts per task (V-STaR: per domain) and problem kind, missing media grouped by
+    folder, first problems."""
+    vstar = isinstance(data, VStarData)
+    by = "domain" if vstar else "task"
+    kept = [r.domain if vstar else r.task for r in data.records]
+    lost = [(s.source if vstar else s.task) or f"<no {by}>" for s in data.skipped]
+    groups: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "usable": 0, "skipped": 0})
+    for name, column in [(n, "usable") for n in kept] + [(n, "skipped") for n in lost]:
+        groups[name]["total"] += 1
+        groups[name][column] += 1
     missing: dict[str, dict[str, Any]] = {}
     for issue in data.issues:
         if issue.kind == "missing_media" and issue.path is not None:
@@ -184,7 +226,7 @@ def check_summary(data: StgrData, show: int = 10) -> dict[str, Any]:
         "usable": len(data),
         "skipped": len(data.skipped),
         "warnings": sum(i.severity == "warning" for i in data.issues),
-        "tasks": dict(sorted(tasks.items())),
+        by + "s": dict(sorted(groups.items())),
         "issue_counts": dict(Counter(f"{i.severity}:{i.kind}" for i in data.issues).most_common()),
         "missing_media": dict(sorted(missing.items(), key=lambda kv: -kv[1]["count"])),
         "first_problems": [str(i) for i in shown[:show]],
@@ -192,6 +234,8 @@ def check_summary(data: StgrData, show: int = 10) -> dict[str, Any]:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    if is_vstar_file(args.file):
+        raise DataError(f"{args.file}: a V-STaR file; `data stats` summarises STGR files")
     data = load_stgr(args.file, source_roots=dict(args.source_root), check_media=False)
     durations: dict[str, float] = {}
     layout = MediaLayout(args.media_root or ".", dict(args.source_root))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from o3video import __version__
-from o3video.cli import ask, data, demo, probe, serve, trace, train
+from o3video.cli import add_command, ask, data, demo, probe, serve, trace, train
 from o3video.cli import eval as eval_cmd
 from o3video.errors import O3VideoError
 
@@ -35,15 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
-        p = sub.add_parser(
-            module.NAME,
-            help=module.HELP,
-            description=module.__doc__,
-            epilog=getattr(module, "EXAMPLES", None),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        add_command(sub, module, "_run")
     return parser
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from o3video.boxes import WH, XYXY, BoxSpace, convert_xyxy
+from o3video.data.media import MediaLayout, SourceRoot
 from o3video.data.stgr import (
     Record,
     SpatioTemporalRecord,
@@ -49,7 +50,7 @@ from o3video.data.stgr import (
     VideoMCQRecord,
     VisualQARecord,
 )
-from o3video.data.validate import MediaLayout, SourceRoot, box_spans
+from o3video.data.validate import box_spans
 from o3video.errors import DataError, VideoDecodeError
 from o3video.evidence import format_number, format_span
 from o3video.families import ModelFamily, get_family
@@ -108,7 +109,7 @@ def to_example(
 ) -> Example:
     """Build the :class:`Example` of ``record`` for ``family`` (see the module docstring).
 
-    Media are found by :class:`~o3video.data.validate.MediaLayout` (``media_root`` and
+    Media are found by :class:`~o3video.data.media.MediaLayout` (``media_root`` and
     ``source_roots``). The frame budget is the published training one by default (2 fps,
     4–16 frames, ≤ 128·28·28 pixels a frame); key frames come on top of it. Raises
     :class:`DataError` naming the record and field when a media file cannot be read.

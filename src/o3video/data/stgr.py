@@ -1,12 +1,11 @@
-"""STGR data (SPEC §4): typed records, where their media live, and a validating loader.
+"""STGR records (SPEC §4): one frozen, typed record per task, built from a raw JSON entry.
 
-A file is a JSON list of records (JSON Lines is read too). Each entry becomes one frozen
-record of its task — :class:`VisualQARecord`, :class:`TemporalQARecord`,
-:class:`TemporalMCQRecord`, :class:`SpatioTemporalRecord`, :class:`VideoMCQRecord`,
-:class:`VideoFreeFormRecord` — with the answer parsed (span, letter, box) and the key frames
-joined with their ``key_items`` boxes, or is skipped with every :class:`Issue` that made it
-unusable. Nothing is dropped silently: :func:`load_stgr` raises (``strict=True``) or returns
-and reports the skipped records (``report_path``, and a logged summary).
+Each entry becomes one record of its task — :class:`VisualQARecord`,
+:class:`TemporalQARecord`, :class:`TemporalMCQRecord`, :class:`SpatioTemporalRecord`,
+:class:`VideoMCQRecord`, :class:`VideoFreeFormRecord` — with the answer parsed (span, letter,
+box) and the key frames joined with their ``key_items`` boxes, or is refused with every
+:class:`~o3video.data.validate.Issue` that made it unusable (:func:`record_from_dict`).
+Reading whole files is :mod:`o3video.data.load`; media files are :mod:`o3video.data.media`.
 
 Box spaces of the raw data (what ``examples.to_example`` converts from): ``key_items``
 and the ``reasoning_process`` of video tasks are normalized 0–1 (SPEC §4); the answer of
@@ -16,39 +15,18 @@ visual-QA text (reasoning included) from ``image_size`` pixels, so the released 
 traces are in pixels. :func:`~o3video.data.validate.reasoning_box_space` tells them apart
 per record — a trace whose every coordinate is <= 1 is normalized (in pixels every box
 would be smaller than a pixel) — and the record keeps the answer (``reasoning_box_space``).
-
-Memory: :func:`iter_stgr` reads the file's text once (1–4 bytes a character; the bytes
-and the text coexist while decoding) and decodes one entry at a time with
-``json.JSONDecoder.raw_decode``: each entry is parsed once, into one dict that lives until
-its record is built — the list of all raw dicts never exists. A caller that keeps nothing
-holds ~2× the file size at peak; :func:`load_stgr` adds the records it keeps, which share
-their strings with the parsed dicts. Measured (``benchmarks/data_validate.py``): 37k
-records with reasoning (51 MB) +190 MB peak RSS, without (18 MB) +100 MB.
-
->>> data = load_stgr("stgr_rl.json", media_root="data/videos")   # doctest: +SKIP
->>> len(data), len(data.skipped), data.records[0].task                # doctest: +SKIP
-(37231, 0, 'temporal-spatial free-form QA')
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import re
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from o3video.boxes import WH, XYXY
 from o3video.data.validate import (
     Checker,
     Issue,
-    MediaChecker,
-    MediaLayout,
-    SourceRoot,
     check_time_range,
     parse_box_answer,
     parse_letter_answer,
@@ -56,10 +34,7 @@ from o3video.data.validate import (
     parse_temporal_mcq_answer,
     reasoning_box_space,
 )
-from o3video.errors import DataError
 from o3video.prompts import Task, task_for_stgr
-
-logger = logging.getLogger(__name__)
 
 StgrTask = Literal[
     "visual QA",
@@ -346,261 +321,3 @@ def check_times(c: Checker, record: Record, duration_s: float | None) -> None:
     if isinstance(record, SpatioTemporalRecord):
         for i, kf in enumerate(record.key_frames):
             check_time_range(c, kf.time_s, f"key_frames[{i}].time", duration_s)
-
-
-def check_record_media(
-    record: Record, layout: MediaLayout, media: MediaChecker
-) -> tuple[Record, list[Issue]]:
-    """Check the record's media files: the record (with ``duration_s`` from the decoded
-    video, if decoded) and its issues (missing or undecodable files, times past the end)."""
-    c = Checker(record.index)
-    if isinstance(record, VisualQARecord):
-        files = [("image_path", record.image_path, False)]
-    else:
-        files = [("video_path", record.video_path, False)]
-    if isinstance(record, SpatioTemporalRecord):
-        files += [(f"key_frames[{i}].path", k.path, True) for i, k in enumerate(record.key_frames)]
-    for fld, relpath, key_frame in files:
-        path = layout.path(record.source, relpath, key_frame=key_frame)
-        is_video = not key_frame and isinstance(record, VideoRecord)
-        kind, msg, duration_s = media.check(path, is_video)
-        if kind is not None:
-            root = str(layout.root(record.source, key_frame=key_frame))
-            c.error(fld, kind, msg, path=str(path), root=root)
-        elif duration_s is not None:
-            record = replace(record, duration_s=duration_s)
-            check_times(c, record, duration_s)
-    return record, c.issues
-
-
-@dataclass(frozen=True)
-class Checked:
-    """One entry of a file after checking: its ``record`` (``None`` if unusable) and issues.
-    ``task``, ``source`` and ``id`` are read from the raw entry, for reports."""
-
-    index: int
-    record: Record | None
-    issues: tuple[Issue, ...]
-    task: str | None = None
-    source: str | None = None
-    id: str | None = None
-
-
-def iter_stgr(
-    path: str | os.PathLike[str],
-    media_root: str | os.PathLike[str] | None = None,
-    *,
-    check_media: bool | None = None,
-    decode_media: bool = False,
-    source_roots: Mapping[str, str | SourceRoot] | None = None,
-) -> Iterator[Checked]:
-    """Check every entry of an STGR file, lazily, in file order.
-
-    ``check_media`` (default: whether ``media_root`` is given) looks for each video, image
-    and key-frame file under ``media_root`` (see :class:`~o3video.data.validate.MediaLayout`
-    and ``source_roots``); ``decode_media`` also decodes them (videos: header and first
-    frame, which gives the duration to check times against); media are checked for the
-    records whose fields are usable. Raises :class:`DataError` for an unreadable file or
-    malformed JSON (naming the line and column), never for a record.
-    """
-    path = Path(path)
-    if check_media is None:
-        check_media = media_root is not None
-    if (check_media or decode_media) and media_root is None:
-        raise ValueError("checking media needs media_root")
-    layout = MediaLayout(media_root or ".", source_roots)
-    media = MediaChecker(decode=decode_media)
-    for index, raw in _entries(path):
-        record, issues = record_from_dict(raw, index)
-        if record is not None and (check_media or decode_media):
-            record, more = check_record_media(record, layout, media)
-            issues += more
-            if any(i.severity == "error" for i in more):
-                record = None
-        meta = raw if isinstance(raw, dict) else {}
-        task, source, rid = (meta.get(k) for k in ("task", "source", "id"))
-        yield Checked(
-            index,
-            record,
-            tuple(issues),
-            task=task if isinstance(task, str) else None,
-            source=source if isinstance(source, str) else None,
-            id=None if rid is None else str(rid),
-        )
-
-
-_WS = re.compile(r"[ \t\n\r]*")
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    m = _WS.match(text, pos)
-    return m.end() if m else pos
-
-
-def _entries(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(index, value)`` of each entry of a JSON list, or of a JSON Lines file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read: {e}", path=str(path)) from e
-    decoder, index = json.JSONDecoder(), 0
-    pos = _skip_ws(text, 0)
-    try:
-        if not text.startswith("[", pos):  # JSON Lines: values one after another
-            while pos < len(text):
-                value, pos = decoder.raw_decode(text, pos)
-                yield index, value
-                index += 1
-                pos = _skip_ws(text, pos)
-            return
-        pos = _skip_ws(text, pos + 1)
-        if text.startswith("]", pos):
-            pos += 1
-        else:
-            while True:
-                value, pos = decoder.raw_decode(text, pos)
-                yield index, value
-                index += 1
-                pos = _skip_ws(text, pos)
-                if text.startswith(",", pos):
-                    pos = _skip_ws(text, pos + 1)
-                elif text.startswith("]", pos):
-                    pos += 1
-                    break
-                else:
-                    raise json.JSONDecodeError("Expecting ',' delimiter or ']'", text, pos)
-        pos = _skip_ws(text, pos)
-        if pos < len(text):
-            raise json.JSONDecodeError("Extra data after the list", text, pos)
-    except json.JSONDecodeError as e:
-        msg = (
-            f"{path}: malformed JSON at line {e.lineno}, column {e.colno} (record {index}): {e.msg}"
-        )
-        raise DataError(msg, path=str(path), index=index) from e
-
-
-@dataclass(frozen=True)
-class StgrData:
-    """What :func:`load_stgr` read: the usable ``records`` (in file order), every ``issue``
-    (errors of skipped records and warnings of kept ones), the ``skipped`` entries and the
-    ``total`` number of entries. ``total == len(records) + len(skipped)``."""
-
-    path: str
-    records: tuple[Record, ...]
-    skipped: tuple[Checked, ...]
-    issues: tuple[Issue, ...]
-    total: int
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self.records)
-
-    def report(self) -> dict[str, Any]:
-        """A JSON-ready account: counts, then every skipped entry with why, then warnings."""
-        return {
-            "file": self.path,
-            "total": self.total,
-            "valid": len(self.records),
-            "skipped": len(self.skipped),
-            "issue_counts": dict(Counter(f"{i.severity}:{i.kind}" for i in self.issues)),
-            "skipped_records": [
-                {
-                    "index": s.index,
-                    "id": s.id,
-                    "task": s.task,
-                    "source": s.source,
-                    "issues": [i.to_dict() for i in s.issues],
-                }
-                for s in self.skipped
-            ],
-            "warnings": [i.to_dict() for i in self.issues if i.severity == "warning"],
-        }
-
-
-def load_stgr(
-    path: str | os.PathLike[str],
-    media_root: str | os.PathLike[str] | None = None,
-    *,
-    strict: bool = False,
-    check_media: bool | None = None,
-    decode_media: bool = False,
-    source_roots: Mapping[str, str | SourceRoot] | None = None,
-    report_path: str | os.PathLike[str] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> StgrData:
-    """Read and check an STGR file (see :func:`iter_stgr` for the media options).
-
-    Every entry is checked and every issue kept. ``strict=True`` raises :class:`DataError`
-    if any entry is unusable, naming the first one's index and field and summarising all.
-    Otherwise unusable entries are skipped: ``report_path`` receives the JSON of
-    :meth:`StgrData.report`, and a summary is logged. ``on_progress(n)`` is called every
-    1,000 entries.
-
-    >>> data = load_stgr("stgr_sft.json", report_path="skipped.json")   # doctest: +SKIP
-    >>> data.total == len(data) + len(data.skipped)                       # doctest: +SKIP
-    True
-    """
-    kept: list[Record] = []
-    skipped: list[Checked] = []
-    issues: list[Issue] = []
-    total = 0
-    checked = iter_stgr(
-        path,
-        media_root,
-        check_media=check_media,
-        decode_media=decode_media,
-        source_roots=source_roots,
-    )
-    for entry in checked:
-        total += 1
-        issues += entry.issues
-        if entry.record is None:
-            skipped.append(entry)
-        else:
-            kept.append(entry.record)
-        if on_progress is not None and total % 1000 == 0:
-            on_progress(total)
-    data = StgrData(str(path), tuple(kept), tuple(skipped), tuple(issues), total)
-    if strict and skipped:
-        raise _strict_error(data)
-    if report_path is not None:
-        Path(report_path).write_text(json.dumps(data.report(), indent=1), encoding="utf-8")
-    if skipped:
-        kinds = Counter(i.kind for s in skipped for i in s.issues if i.severity == "error")
-        where = f"report: {report_path}" if report_path else "see StgrData.skipped"
-        logger.warning(
-            "%s: skipped %d of %d records (%s); first: %s; %s",
-            path,
-            len(skipped),
-            total,
-            ", ".join(f"{k} {n}" for k, n in kinds.most_common()),
-            next(i for i in skipped[0].issues if i.severity == "error"),
-            where,
-        )
-    return data
-
-
-STRICT_LISTED = 20
-"""How many issues a strict-mode :class:`DataError` message lists."""
-
-
-def _strict_error(data: StgrData) -> DataError:
-    errors = [i for s in data.skipped for i in s.issues if i.severity == "error"]
-    first = errors[0]
-    lines = [
-        f"{data.path}: {len(data.skipped)} of {data.total} records are unusable "
-        f"({len(errors)} errors); first: record {first.index}, field {first.field!r}: "
-        f"{first.message} [{first.kind}]"
-    ]
-    lines += [f"  {i}" for i in errors[:STRICT_LISTED]]
-    if len(errors) > STRICT_LISTED:
-        lines.append(f"  ... and {len(errors) - STRICT_LISTED} more")
-    return DataError(
-        "\n".join(lines),
-        path=data.path,
-        index=first.index,
-        field=first.field,
-        issues=tuple(errors),
-    )

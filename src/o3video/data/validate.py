@@ -1,5 +1,5 @@
-"""Checks of STGR record fields (SPEC §4): every problem becomes an :class:`Issue`, never an
-exception, so that one pass over a file reports all of them.
+"""Checks of record fields (STGR, SPEC §4; V-STaR, SPEC §7): every problem becomes an
+:class:`Issue`, never an exception, so that one pass over a file reports all of them.
 
 An issue is an ``error`` (the record cannot be used: the loader skips it, or refuses the file
 in strict mode) or a ``warning`` (usable as it is, but a person should know). Its ``field``
@@ -31,19 +31,13 @@ record 3, key_items.0.dog[0]: x1 0.5 must be < x2 0.2 [box_unordered]
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from PIL import Image
-
 from o3video.boxes import XYXY
-from o3video.errors import VideoDecodeError
 from o3video.evidence import parse_trace
-from o3video.video import DEFAULT_MIN_PIXELS, probe_video, sample_frames
 
 Severity = Literal["error", "warning"]
 IssueKind = Literal[
@@ -65,6 +59,8 @@ IssueKind = Literal[
     "unusable_trace",  # reasoning_process that cannot become a training target
     "missing_media",  # a video, image or key-frame file that does not exist
     "undecodable_media",  # a media file that exists but does not decode
+    "bad_value",  # a number outside its allowed range (``fps: 0``, ``width: -3``)
+    "unordered_boxes",  # V-STaR bboxes not in increasing time order, or two at one second
 ]
 ISSUE_KINDS: tuple[str, ...] = get_args(IssueKind)
 
@@ -173,6 +169,16 @@ class Checker:
             self.error(field, kind, f"must be finite, got {value!r}")
             return None
         return float(value)
+
+    def positive(
+        self, raw: Mapping[str, Any], key: str, types: type | tuple[type, ...] = int
+    ) -> Any:
+        """A required field of ``types`` (default: an int) that must be ``> 0``."""
+        value = self.get(raw, key, types)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            self.error(key, "bad_value", f"{key!r} must be a finite number > 0, got {value!r}")
+            return None
+        return value
 
     def time(self, value: Any, field: str) -> float | None:
         """Seconds: a finite number ``>= 0``."""
@@ -323,126 +329,6 @@ def check_time_range(c: Checker, t_s: float, field: str, duration_s: float | Non
     if duration_s is not None and t_s > duration_s + DURATION_SLACK_S:
         msg = f"{t_s:g} s is past the end of the video ({duration_s:.3f} s)"
         c.error(field, "time_out_of_range", msg)
-
-
-@dataclass(frozen=True)
-class SourceRoot:
-    """Where one source's files live, relative to the media root: ``media`` (videos and
-    images) and ``key_frames`` (key-frame JPEGs; default: same as ``media``)."""
-
-    media: str
-    key_frames: str | None = None
-
-
-DEFAULT_SOURCE_ROOTS: dict[str, SourceRoot] = {
-    "videoespresso*": SourceRoot("videoespresso/videos", "videoespresso/kfs"),
-    "timerft*": SourceRoot("timerft"),
-    "gqa*": SourceRoot("gqa"),
-    "STR_plm*": SourceRoot("stgr/plm/videos", "stgr/plm/kfs"),
-    "STR_*": SourceRoot("stgr/temporal_grounding/videos", "stgr/temporal_grounding/kfs"),
-    "TVG*": SourceRoot("tvg_r1"),
-    "videor1*": SourceRoot("videor1"),
-    "TreeVGR*": SourceRoot("treevgr"),
-    "synthetic": SourceRoot(""),
-}
-"""The published layout (SPEC §4 and the reference trainer), ``source`` value → directory.
-
-A key ending in ``*`` matches every source starting with the rest (case-insensitive; the
-longest match wins), any other key one source exactly. A source no key matches lives in
-``<media_root>/<source>``. The released sources are ``STR_<dataset>`` and ``STR_plm_rdcap``
-(own spatio-temporal data), ``TVG_<dataset>``, ``TreeVGR``, ``gqa``, ``timerft``,
-``videoespresso_train_video``, ``videor1_mcq`` and ``videor1_free_from``; ``synthetic``
-(:mod:`o3video.data.synthetic`) lives in the media root itself.
-"""
-
-
-class MediaLayout:
-    """Resolves a record's media paths: ``media_root / <source's directory> / <path>``.
-
-    ``source_roots`` (``source`` or ``prefix*`` → a directory string or a
-    :class:`SourceRoot`) is laid over :data:`DEFAULT_SOURCE_ROOTS`; pass
-    ``defaults=False`` to start from nothing (every source in ``<media_root>/<source>``).
-
-    >>> layout = MediaLayout("/data/videos", {"my_set": "mine/clips"})
-    >>> str(layout.path("STR_plm_rdcap", "v/a.mp4")), str(layout.path("my_set", "b.mp4"))
-    ('/data/videos/stgr/plm/videos/v/a.mp4', '/data/videos/mine/clips/b.mp4')
-    >>> str(layout.path("STR_coin", "a_3.jpg", key_frame=True))
-    '/data/videos/stgr/temporal_grounding/kfs/a_3.jpg'
-    """
-
-    def __init__(
-        self,
-        media_root: str | os.PathLike[str],
-        source_roots: Mapping[str, str | SourceRoot] | None = None,
-        *,
-        defaults: bool = True,
-    ) -> None:
-        self.media_root = Path(media_root)
-        merged: dict[str, str | SourceRoot] = dict(DEFAULT_SOURCE_ROOTS) if defaults else {}
-        merged.update(source_roots or {})
-        self.roots = {
-            k: v if isinstance(v, SourceRoot) else SourceRoot(v) for k, v in merged.items()
-        }
-        self._cache: dict[str, SourceRoot] = {}
-
-    def source_root(self, source: str) -> SourceRoot:
-        """The directories of ``source`` (relative to the media root)."""
-        if source not in self._cache:
-            found = self.roots.get(source)
-            if found is None:
-                low = source.lower()
-                prefixes = [
-                    k for k in self.roots if k.endswith("*") and low.startswith(k[:-1].lower())
-                ]
-                found = self.roots[max(prefixes, key=len)] if prefixes else SourceRoot(source)
-            self._cache[source] = found
-        return self._cache[source]
-
-    def root(self, source: str, *, key_frame: bool = False) -> Path:
-        """The directory holding ``source``'s media (or key frames)."""
-        sr = self.source_root(source)
-        return self.media_root / (sr.key_frames or sr.media if key_frame else sr.media)
-
-    def path(self, source: str, relpath: str, *, key_frame: bool = False) -> Path:
-        """Where the file ``relpath`` of ``source`` lives."""
-        return self.root(source, key_frame=key_frame) / relpath
-
-
-class MediaChecker:
-    """Whether media files exist and (``decode=True``) decode; each path is checked once.
-
-    :meth:`check` returns ``(kind, message, duration_s)``: ``kind`` is ``None`` when the file
-    is fine; ``duration_s`` is the video's duration when it was decoded.
-    """
-
-    def __init__(self, decode: bool = False) -> None:
-        self.decode = decode
-        self._seen: dict[str, tuple[IssueKind | None, str, float | None]] = {}
-
-    def check(self, path: Path, video: bool) -> tuple[IssueKind | None, str, float | None]:
-        key = str(path)
-        if key not in self._seen:
-            self._seen[key] = self._check(path, video)
-        return self._seen[key]
-
-    def _check(self, path: Path, video: bool) -> tuple[IssueKind | None, str, float | None]:
-        if not path.is_file():
-            what = "not a file" if path.exists() else "no such file"
-            return "missing_media", f"{path}: {what}", None
-        if not self.decode:
-            return None, "", None
-        try:
-            if video:
-                info = probe_video(path)
-                sample_frames(path, num_frames=1, max_pixels=DEFAULT_MIN_PIXELS)
-                return None, "", info.duration_s
-            with Image.open(path) as image:
-                image.load()
-        except VideoDecodeError as e:
-            return "undecodable_media", str(e), None
-        except OSError as e:  # PIL: not an image, truncated
-            return "undecodable_media", f"{path}: {e}", None
-        return None, "", None
 
 
 def _box_problem(xyxy: XYXY, wh: tuple[float, float]) -> tuple[IssueKind, str] | None:

@@ -3,9 +3,10 @@
 :func:`render_world` draws everything from a seed with numpy and keeps the **exact** ground
 truth of every frame: each object's tight box in pixels, the fraction of its pixels that can
 be seen, the objects covering it (its occluders, from the fixed depth order) and whether it
-moves. :func:`render_frames` paints the frames of a :class:`World`; :func:`write_video`
-encodes them to H.264 MP4 (libx264) with time base ``1 / fps``, so frame ``k`` has PTS ``k``
-and its time is exactly ``k / fps`` — the value in :attr:`World.times_s`.
+moves. Frame ``k`` is at exactly ``k / fps`` (:attr:`World.times_s`).
+:func:`o3video.data.render.render_frames` paints the frames and
+:func:`o3video.data.render.write_video` encodes them with those times; the colours and shape
+masks are :mod:`o3video.data.shapes`.
 
 Pixel convention: pixel ``(x, y)`` covers ``[x, x+1) × [y, y+1)``, so a shape drawn on
 columns ``x0 … x0+w-1`` has the box ``[x0, x0+w]`` (no ``+1``). Boxes are clipped to the
@@ -21,28 +22,17 @@ in front of one another (a world is redrawn, from the same random stream, until 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cache
-from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
+
+from o3video.data.shapes import COLOURS, SHAPES, placement, shape_mask
 
 Side = Literal["left", "right", "top", "bottom"]
 SIDES: tuple[Side, ...] = ("left", "right", "top", "bottom")
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (230, 30, 30),
-    "green": (30, 190, 60),
-    "blue": (40, 80, 240),
-    "yellow": (240, 220, 30),
-    "purple": (160, 50, 220),
-    "orange": (250, 140, 0),
-    "white": (245, 245, 245),
-}
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
 _OUTWARD: dict[str, tuple[int, int]] = {
     "left": (-1, 0),
     "right": (1, 0),
@@ -196,35 +186,6 @@ class World:
     def track(self, name: str) -> Track:
         """The object called ``name`` ("red circle")."""
         return next(t for t in self.tracks if t.name == name)
-
-
-@cache
-def shape_mask(shape: str, size_px: int) -> np.ndarray:
-    """``(size, size)`` bool mask of a shape, sampled at pixel centres."""
-    c = (np.arange(size_px) + 0.5) / size_px * 2 - 1
-    yy, xx = np.meshgrid(c, c, indexing="ij")
-    masks = {
-        "circle": xx**2 + yy**2 <= 1,
-        "square": np.ones_like(xx, dtype=bool),
-        "triangle": np.abs(xx) <= (yy + 1) / 2,  # apex at the top
-        "diamond": np.abs(xx) + np.abs(yy) <= 1,
-        "cross": (np.abs(xx) <= 0.34) | (np.abs(yy) <= 0.34),
-    }
-    mask = masks[shape]
-    mask.flags.writeable = False
-    return mask
-
-
-def _placement(
-    x0: int, y0: int, mask: np.ndarray, w: int, h: int
-) -> tuple[slice, slice, np.ndarray] | None:
-    """The frame rows/columns a mask at ``(x0, y0)`` covers and its visible part, or None."""
-    s = mask.shape[0]
-    fx1, fy1, fx2, fy2 = max(x0, 0), max(y0, 0), min(x0 + s, w), min(y0 + s, h)
-    if fx1 >= fx2 or fy1 >= fy2:
-        return None
-    sub = mask[fy1 - y0 : fy2 - y0, fx1 - x0 : fx2 - x0]
-    return slice(fy1, fy2), slice(fx1, fx2), sub
 
 
 def render_world(seed: int, config: WorldConfig | None = None) -> World:
@@ -388,16 +349,19 @@ def _ground_truth(
             if not p.placed[k]:
                 continue
             x0, y0 = (int(v) for v in p.topleft[k])
-            spot = _placement(x0, y0, masks[i], w, h)
-            if spot is None:
-                continue
+            spot = placement(x0, y0, masks[i], w, h)
+            if spot is None or not spot[2].any():
+                continue  # nothing, or only empty corners of its square, inside the frame
             spots[i] = spot
             ys, xs, sub = spot
             ids[ys, xs][sub] = i + 1
             ox1, oy1, ox2, oy2 = offsets[i]
             box = (x0 + ox1, y0 + oy1, x0 + ox2, y0 + oy2)
-            boxes[i, k] = (max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h))
             inside[i, k] = box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h
+            if not inside[i, k]:  # cut by the edge: the tight box of its pixels in the frame
+                sx1, sy1, sx2, sy2 = _tight(sub)
+                box = (xs.start + sx1, ys.start + sy1, xs.start + sx2, ys.start + sy2)
+            boxes[i, k] = box
         visible[:, k] = np.bincount(ids.ravel(), minlength=n + 1)[1:] / area
         for b, (bys, bxs, bsub) in spots.items():
             over = []
@@ -434,45 +398,3 @@ def _ground_truth(
         for a, z in _runs(covered[f, b] >= cfg.occlusion_min_frac, cfg.occlusion_min_frames)
     ]
     return tuple(tracks), tuple(sorted(events, key=lambda e: (e.first, e.front, e.back)))
-
-
-def render_frames(world: World) -> Iterator[np.ndarray]:
-    """The world's frames, ``(H, W, 3)`` uint8 RGB each, painted back to front."""
-    cfg = world.config
-    order = sorted(world.tracks, key=lambda t: t.depth)
-    colours = {t.index: np.array(COLOURS[t.colour], dtype=np.uint8) for t in order}
-    for k in range(world.num_frames):
-        frame = world.background.copy()
-        for t in order:
-            if not t.placed[k]:
-                continue
-            x0, y0 = (int(v) for v in t.topleft_px[k])
-            spot = _placement(x0, y0, shape_mask(t.shape, t.size_px), cfg.width, cfg.height)
-            if spot is not None:
-                ys, xs, sub = spot
-                frame[ys, xs][sub] = colours[t.index]
-        yield frame
-
-
-def write_video(world: World, path: str | Path, frames: Sequence[np.ndarray] | None = None) -> Path:
-    """Encode the world (or its already painted ``frames``) as H.264 MP4 at ``path``.
-
-    Time base ``1 / fps`` and PTS ``k`` for frame ``k``: the file's frame times are exactly
-    :attr:`World.times_s`. x264 runs "ultrafast" (no B-frames) on one thread, so the same
-    world gives the same bytes with the same PyAV/FFmpeg build.
-    """
-    cfg, path = world.config, Path(path)
-    rate = cfg.rate
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        stream.codec_context.thread_count = 1
-        stream.codec_context.gop_size = max(1, round(2 * rate))
-        stream.options = {"preset": "ultrafast", "crf": str(cfg.crf), "sc_threshold": "0"}
-        for k, rgb in enumerate(frames if frames is not None else render_frames(world)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = k, 1 / rate
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
