@@ -1,4 +1,4 @@
-"""`o3video data`: check, summarise and synthesise data files (STGR, SPEC §4; V-STaR, §7).
+"""`o3video data`: check, summarise, synthesise and curate data files (STGR, SPEC §4; V-STaR, §7).
 
 ``o3video data check FILE`` reads every record and checks it: known task, the answer format
 of its task, the type of every field, key frames against key items, boxes (inside the image
@@ -19,7 +19,8 @@ durations (from the records, or with ``--media-root DIR --probe`` from the video
 evidence claims per reasoning trace, and key frames per record.
 
 ``o3video data synth --out DIR --n N`` writes a synthetic corpus (``o3video data synth
---help``).
+--help``). ``o3video data curate VIDEOS --teacher-url URL ...`` runs the curation pipeline
+of SPEC §4 through OpenAI-compatible endpoints, resumably (``o3video data curate --help``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from o3video.cli import add_command, data_synth
+from o3video.cli import add_command, data_curate, data_synth
 from o3video.data.load import CheckedFile, load_stgr
 from o3video.data.media import MediaLayout, SourceRoot
 from o3video.data.stgr import SpatioTemporalRecord, VideoRecord
@@ -45,7 +46,7 @@ from o3video.video import probe_video
 
 # Sub-commands in modules of their own, each with NAME, HELP, EXAMPLES, add_arguments(parser)
 # and run(args), like the commands of o3video.cli.main (see o3video.cli.add_command).
-SUBCOMMANDS: tuple[ModuleType, ...] = (data_synth,)
+SUBCOMMANDS: tuple[ModuleType, ...] = (data_synth, data_curate)
 
 NAME = "data"
 HELP = "check, summarise or synthesise STGR and V-STaR data files"
