@@ -1,0 +1,146 @@
+"""The report page in a real browser: headless Chromium driven by Playwright (marker ``browser``).
+
+Needs Debian's ``/usr/bin/chromium`` and the ``playwright`` package (never ``playwright
+install``: the system browser is used). Skipped with the reason when either is missing, except
+in CI (``CI`` set), where ``scripts/test.sh`` installs both and a missing one is a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from o3video.answer import Answer, build_answer
+from o3video.video import Clip
+from o3video.viz.report import write_report
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMES = (0.0, 0.5, 1.0, 1.5, 2.0)
+EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+TEXT = (
+    f"<think>{EVIL} First <obj>cup</obj><box>[42,56,210,112]</box>at<t>1.1</t>s, then "
+    "<obj>dog</obj><box>[300,20,400,200]</box> <box>[0,150,30,224]</box>at<t>1.9</t>s "
+    f"and around <t>0.4</t>s.</think><answer>{EVIL}</answer>"
+)
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    missing = _missing()
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test, but {missing}")
+    if missing:
+        pytest.skip(missing)
+    from playwright import sync_api
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1200, "height": 900},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is missing (pip install playwright)"
+    return None
+
+
+def make_answer() -> Answer:
+    frames = np.zeros((len(TIMES), 224, 420, 3), np.uint8)
+    for k in range(len(TIMES)):
+        frames[k, :, :, k % 3] = 60 + 40 * k  # each frame its own colour
+    clip = Clip(frames, TIMES, (1280, 720), (420, 224), 30.0, 2.5)
+    return build_answer(TEXT, clip, "qwen2_5_vl", question=EVIL, timings={"generate": 1.0})
+
+
+def rect(page: Any, selector: str) -> list[dict[str, float]]:
+    script = "els => els.map(e => e.getBoundingClientRect().toJSON())"
+    boxes: list[dict[str, float]] = page.eval_on_selector_all(selector, script)
+    return boxes
+
+
+def check_boxes(page: Any, answer: Answer, index: int) -> None:
+    """Every overlay of claim ``index`` sits on its box scaled to the displayed image (±2 px)."""
+    (img,) = rect(page, "#viewer img")
+    boxes = rect(page, "#viewer .box")
+    sw, sh = answer.clip.source_wh
+    expected = answer.evidence[index].boxes_source
+    assert len(boxes) == len(expected)
+    for got, (x1, y1, x2, y2) in zip(boxes, expected, strict=True):
+        assert abs(got["left"] - (img["left"] + x1 / sw * img["width"])) <= 2
+        assert abs(got["top"] - (img["top"] + y1 / sh * img["height"])) <= 2
+        assert abs(got["right"] - (img["left"] + x2 / sw * img["width"])) <= 2
+        assert abs(got["bottom"] - (img["top"] + y2 / sh * img["height"])) <= 2
+
+
+def test_report_in_chromium(browser_page: Any, tmp_path: Path) -> None:
+    page = browser_page
+    answer = make_answer()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("dialog", lambda d: errors.append("dialog: " + d.message))
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(write_report(answer, tmp_path / "report.html").as_uri())
+    page.wait_for_load_state("load")
+
+    # The strip: every frame loaded at its natural size.
+    sizes = page.eval_on_selector_all(
+        "#frames .frame img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
+    )
+    assert sizes == [[True, 420, 224]] * len(TIMES)
+    # The untrusted text ran nothing.
+    assert page.evaluate("window.pwned === undefined")
+
+    # Claim 1 (the dog, 1.9 s → the frame at 2.0 s) with its two boxes.
+    page.click('.evidence-tag[data-index="1"]')
+    ev = answer.evidence[1]
+    assert ev.frame_index == 4
+    assert float(page.get_attribute("#viewer [data-time]", "data-time")) == ev.frame_t_s == 2.0
+    strip_src = page.eval_on_selector_all("#frames .frame img", "els => els.map(e => e.src)")
+    assert page.get_attribute("#viewer img", "src") == strip_src[4]
+    assert page.inner_text("#viewer .name") == "dog"
+    check_boxes(page, answer, 1)
+    page.screenshot(path=str(tmp_path / "report_click.png"), full_page=True)
+    assert (tmp_path / "report_click.png").stat().st_size > 0
+
+    # Claim 0 at another display size: the overlay follows the image.
+    page.set_viewport_size({"width": 520, "height": 900})
+    page.click('.evidence-tag[data-index="0"]')
+    assert float(page.get_attribute("#viewer [data-time]", "data-time")) == 1.0
+    check_boxes(page, answer, 0)
+
+    # A bare time and a strip frame show their frame, without boxes.
+    page.click(".time-tag")
+    assert float(page.get_attribute("#viewer [data-time]", "data-time")) == 0.5
+    assert rect(page, "#viewer .box") == []
+    page.click('#frames .frame[data-index="3"]')
+    assert float(page.get_attribute("#viewer [data-time]", "data-time")) == 1.5
+    assert errors == []
