@@ -24,14 +24,17 @@ texts (curation, evaluation, voting) accepts every backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from o3video.errors import O3VideoError
+
+if TYPE_CHECKING:
+    from o3video.video import Clip
 
 Message = dict[str, Any]
 """One chat message: ``{"role": ..., "content": [item, ...]}`` (or ``content`` a string)."""
@@ -71,10 +74,16 @@ class SamplingParams:
 @dataclass(frozen=True)
 class Request:
     """One conversation to complete: ``messages`` in the ``transformers`` chat format (see the
-    module docstring). ``id`` is an optional caller's label, used in logs and errors."""
+    module docstring). ``id`` is an optional caller's label, used in logs and errors.
+
+    ``clip`` is the :class:`~o3video.video.Clip` the messages were built from, when they show
+    one: local backends need it to run the processor exactly as :mod:`o3video.prompts` intends
+    (frames not resized again; a native video's true timing, ``video_metadata``). Served
+    backends ignore it."""
 
     messages: list[Message]
     id: str | None = field(default=None, compare=False)
+    clip: Clip | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def user(
@@ -110,6 +119,17 @@ class Backend(Protocol):
 
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[str]]:
         """``params.n`` completions for each request, in request order."""
+        ...
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that can also hand out one completion piece by piece as it is generated:
+    ``stream(request, params)`` yields text deltas whose concatenation is the completion
+    ``generate([request], params)`` would return (``params.n`` must be 1)."""
+
+    def stream(self, request: Request, params: SamplingParams) -> Iterator[str]:
+        """The completion of ``request`` as text deltas, in order."""
         ...
 
 
