@@ -144,3 +144,58 @@ def test_report_in_chromium(browser_page: Any, tmp_path: Path) -> None:
     page.click('#frames .frame[data-index="3"]')
     assert float(page.get_attribute("#viewer [data-time]", "data-time")) == 1.5
     assert errors == []
+
+
+def test_report_written_by_o3video_ask_reacts_to_a_click(
+    browser_page: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`o3video ask` on a video made here, against an OpenAI-compatible server (on loopback)
+    that answers with a known grounded trace; then its report.html, clicked in Chromium."""
+    from fractions import Fraction
+
+    from test_openai_backend import FakeServer, Reply, chat
+    from videos import encode_video
+
+    from o3video.cli.main import main
+
+    video = tmp_path / "clip.mp4"
+    encode_video(video, list(range(20)), Fraction(1, 10), rate=10, size_wh=(320, 180))
+    trace = (
+        "<think>The thing is <obj>block</obj><box>[28,42,140,126]</box>at<t>1.0</t>s, "
+        "then nothing at <t>1.6</t>s.</think><answer>a block</answer>"
+    )
+    with FakeServer(lambda call, n: Reply(body=chat(trace))) as server:
+        argv = ["ask", str(video), "What is there?", "--model", "served-model"]
+        argv += ["--backend", "openai", "--base-url", server.url, "--family", "qwen2_5_vl"]
+        code = main([*argv, "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    assert {"answer.json", "evidence.gif", "report.html"} <= {p.name for p in out.iterdir()}
+
+    page = browser_page
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto((out / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    shown = page.eval_on_selector_all(
+        "#frames .frame img", "els => els.map(e => e.complete && e.naturalWidth > 0)"
+    )
+    assert len(shown) == 4 and all(shown)  # 2 s at 2 fps: 4 frames, each loaded
+    page.click('.evidence-tag[data-index="0"]')
+    # The claim at 1.0 s shows the sampled frame nearest it, with its box over it.
+    import json
+
+    record = json.loads((out / "answer.json").read_text(encoding="utf-8"))
+    frame_t = record["evidence"][0]["frame_t_s"]
+    assert abs(frame_t - 1.0) <= 0.35
+    assert float(page.get_attribute("#viewer [data-time]", "data-time")) == frame_t
+    (img,) = rect(page, "#viewer img")
+    (box,) = rect(page, "#viewer .box")
+    sw, sh = record["video"]["source_wh"]
+    fw, fh = record["video"]["frame_wh"]
+    # The model's box is in the shown frame's pixels; on the page it lands scaled to the image.
+    x1, y1, x2, y2 = (28 * sw / fw, 42 * sh / fh, 140 * sw / fw, 126 * sh / fh)
+    assert record["evidence"][0]["boxes_source"] == [pytest.approx([x1, y1, x2, y2])]
+    assert abs(box["left"] - (img["left"] + x1 / sw * img["width"])) <= 2
+    assert abs(box["top"] - (img["top"] + y1 / sh * img["height"])) <= 2
+    assert abs(box["right"] - (img["left"] + x2 / sw * img["width"])) <= 2
+    assert abs(box["bottom"] - (img["top"] + y2 / sh * img["height"])) <= 2
