@@ -1,0 +1,165 @@
+"""Answer reward r_acc (SPEC §5): how right the ``<answer>`` is, by task.
+
+- **MCQ** (``General video QA MCQ``): 1.0 when the answer's option letter equals
+  ``answer_letter``; ``X``, ``X.``, ``(X)``, ``[X]`` and "The answer is X" are read by
+  :func:`o3video.voting.normalize_answer`.
+- **Free-form** (general and spatio-temporal): the mean of the ROUGE-1, ROUGE-2 and ROUGE-L
+  F1 scores against ``answer`` (stemming on), clipped to ``[0, 1]``.
+- **Numerical** free-form: when ``answer`` is a number as a whole (``"3"``, ``"-2.5"``,
+  ``"1,200"``), the score is the relative accuracy ``max(0, 1 − |pred − gt| / |gt|)`` of the
+  first number written in the answer (exact match when gt = 0; 0 when the answer has no
+  digits — number words are not read). The reference lost this branch.
+- **Temporal grounding**: tIoU of the answer's ``From <t>s</t>s to <t>e</t>s`` with
+  ``answer_span_s`` (0 when end < start).
+- **Temporal MCQ**: the mean of the letter score (the letter after ``Correct Option:``;
+  0 without that marker) and the tIoU, so each half is worth 0.5.
+- **Visual QA** (spatial grounding): IoU of the first valid box of the answer with
+  ``answer_box``; both in the model's box space, clamped to it.
+
+The answer is the ``<answer>`` section only; without one the reward is 0 (the format reward
+says why). Other tasks: 0.0.
+
+>>> answer_reward(["<think>.</think><answer>(B)</answer>"], task=["General video QA MCQ"],
+...               answer_letter=["B"])
+[1.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from rouge_score import rouge_scorer  # type: ignore[import-untyped]
+
+from o3video.boxes import XYXY, interval_iou, iou
+from o3video.evidence import parse_span, parse_trace
+from o3video.rewards import RewardKind, as_seconds, box_extent, score_items, to_box
+from o3video.voting import normalize_answer
+
+logger = logging.getLogger(__name__)
+
+ANSWER_KINDS: frozenset[RewardKind] = frozenset(
+    {"mcq", "free_form", "spatio_temporal", "temporal", "temporal_mcq", "spatial"}
+)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_CORRECT_OPTION = re.compile(r"correct\s+option\s*:", re.I)
+_BOX = re.compile(r"<box>(.*?)</box>", re.S)
+
+
+@functools.lru_cache(maxsize=1)
+def _scorer() -> Any:
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def rouge_f1(prediction: str, reference: str) -> float:
+    """Mean of the ROUGE-1, ROUGE-2 and ROUGE-L F1 scores (stemmed), in ``[0, 1]``.
+
+    >>> round(rouge_f1("the cat sat", "the cat ran"), 4)  # (2/3 + 1/2 + 2/3) / 3
+    0.6111
+    """
+    scores = _scorer().score(reference, prediction)
+    mean = sum(s.fmeasure for s in scores.values()) / len(scores)
+    return min(1.0, max(0.0, float(mean)))
+
+
+def parse_number(text: str, *, whole: bool = False) -> float | None:
+    """The number ``text`` is (``whole=True``) or the first number in it; thousands
+    separators (``1,200``) are dropped. ``None`` when there is none.
+
+    >>> parse_number("1,200", whole=True), parse_number("about 3.5 m")
+    (1200.0, 3.5)
+    >>> parse_number("3 m", whole=True) is None
+    True
+    """
+    text = _THOUSANDS.sub("", text.strip())
+    m = _NUMBER.fullmatch(text) if whole else _NUMBER.search(text)
+    return float(m.group(0)) if m else None
+
+
+def relative_accuracy(pred: float, gt: float) -> float:
+    """``max(0, 1 − |pred − gt| / |gt|)``; exact match when ``gt`` is 0.
+
+    >>> relative_accuracy(9.0, 10.0), relative_accuracy(0.0, 0.0), relative_accuracy(30, 10)
+    (0.9, 1.0, 0.0)
+    """
+    if gt == 0:
+        return 1.0 if pred == 0 else 0.0
+    return max(0.0, 1.0 - abs(pred - gt) / abs(gt))
+
+
+def letter_score(answer: str, gt_letter: object) -> float:
+    """1.0 when the option letter of ``answer`` is ``gt_letter``."""
+    if not isinstance(gt_letter, str):
+        return 0.0
+    gt = normalize_answer(gt_letter, "mcq")
+    return 1.0 if gt is not None and normalize_answer(answer, "mcq") == gt else 0.0
+
+
+def span_score(answer: str, gt_span: object) -> float:
+    """tIoU of the first ``From <t>s</t>s to <t>e</t>s`` of ``answer`` with ``gt_span``."""
+    if not isinstance(gt_span, (list, tuple)) or len(gt_span) != 2:
+        return 0.0
+    start, end = as_seconds(gt_span[0]), as_seconds(gt_span[1])
+    span = parse_span(answer)
+    if span is None or start is None or end is None:
+        return 0.0
+    return interval_iou(span, (start, end))
+
+
+def free_form_score(answer: str, gt: object) -> float:
+    """Relative accuracy when ``gt`` is a number, else the mean ROUGE F1."""
+    if not isinstance(gt, str):
+        return 0.0
+    gt_number = parse_number(gt, whole=True)
+    if gt_number is not None:
+        pred = parse_number(answer)
+        return relative_accuracy(pred, gt_number) if pred is not None else 0.0
+    return rouge_f1(answer, gt)
+
+
+def first_box(text: str) -> XYXY | None:
+    """The first valid ``<box>`` of ``text``, as written (parsed by the trace parser)."""
+    for m in _BOX.finditer(text):
+        boxes = parse_trace(m.group(0)).loose_boxes
+        if boxes:
+            return boxes[0]
+    return None
+
+
+def box_score(answer: str, gt_box: object, extent: tuple[float, float] | None) -> float:
+    """IoU of the first valid box of ``answer`` with ``gt_box``, both clamped to ``extent``."""
+    gt = to_box(gt_box, extent)
+    pred = first_box(answer)
+    pred_box = to_box(pred, extent) if pred is not None else None
+    return iou(pred_box, gt) if pred_box is not None and gt is not None else 0.0
+
+
+def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
+    answer = parse_trace(text).answer
+    if answer is None:
+        return 0.0
+    if kind == "mcq":
+        return letter_score(answer, get("answer_letter"))
+    if kind in ("free_form", "spatio_temporal"):
+        return free_form_score(answer, get("answer"))
+    if kind == "temporal":
+        return span_score(answer, get("answer_span_s"))
+    if kind == "temporal_mcq":
+        m = _CORRECT_OPTION.search(answer)
+        letter = letter_score(answer[m.end() :], get("answer_letter")) if m else 0.0
+        return (letter + span_score(answer, get("answer_span_s"))) / 2
+    return box_score(answer, get("answer_box"), box_extent(get))
+
+
+def answer_reward(completions: list[Any], **columns: Any) -> list[float]:
+    """r_acc of every completion (rules in the module docstring).
+
+    >>> answer_reward(["<answer>From <t>2</t>s to <t>6</t>s</answer>"], task=["temporal QA"],
+    ...               answer_span_s=[[4.0, 8.0]])  # overlap 2 s / union 6 s
+    [0.3333333333333333]
+    """
+    return score_items("answer", completions, columns, ANSWER_KINDS, _score)
