@@ -1,0 +1,337 @@
+"""Training configuration: one dataclass per concern, defaults → YAML → ``a.b=value`` overrides.
+
+A run is a :class:`RunConfig`: ``output_dir``, ``model`` (:class:`ModelConfig`), ``data``
+(:class:`DataConfig`), and the hyper-parameters of each stage, ``sft`` (:class:`SFTConfig`)
+and ``rl`` (:class:`RLConfig`). A recipe YAML sets any subset of these; unknown keys are an
+error naming the key and the file (lingua style). An override ``a.b=value`` sets one field;
+a bare ``key=value`` is looked up in the top level, then the stage's section (``sft`` or
+``rl``), then ``model`` and ``data``. Values are parsed as YAML and coerced to the field's type
+(``lr=1e-6`` is a float even though YAML 1.1 reads ``1e-6`` as a string).
+
+:func:`save_resolved` writes ``config.yaml`` (the resolved config) and ``run.json`` (package
+version, git commit, command line) into the run's folder.
+
+>>> cfg = load_config(None, ["rl.num_generations=8", "max_steps=3"], stage="rl")
+>>> cfg.rl.num_generations, cfg.rl.max_steps
+(8, 3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from o3video.errors import O3VideoError
+
+Stage = Literal["sft", "rl"]
+
+DEFAULT_REWARDS: dict[str, float | dict[str, Any]] = {
+    "answer": 1.0,
+    "format": 1.0,
+    "temporal_interval": 1.0,
+    "temporal_point": 1.0,
+    "spatial": 1.0,
+}
+"""SPEC §5: r = r_acc + r_fmt + r_t + r_s, every weight 1 by default."""
+
+
+class ConfigError(O3VideoError):
+    """A recipe or override is invalid: unknown key, wrong type, missing file."""
+
+
+@dataclass
+class ModelConfig:
+    """The policy to train: a checkpoint path/name, or ``tiny:<seed>`` for the tiny random
+    Qwen2.5-VL (:func:`o3video.models.tiny.build_tiny_model`), built in the output folder."""
+
+    path: str = "tiny:0"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: str | None = None
+
+
+@dataclass
+class SynthConfig:
+    """Synthesize the data (:func:`o3video.data.synthetic.synthesize`) when ``stgr`` is absent."""
+
+    n: int = 16
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """STGR records and the frame budget the model sees (SPEC §3).
+
+    ``stgr`` is relative to the working directory; ``media_root`` defaults to the STGR file's
+    folder. With ``synth`` set and ``stgr`` absent, a synthetic corpus is written into
+    ``<output_dir>/data`` and ``stgr`` names a file in it (``stgr_sft.json``/``stgr_rl.json``).
+    ``cache_dir`` keeps decoded examples on disk across runs (default: memory only).
+    """
+
+    stgr: str = ""
+    media_root: str | None = None
+    family: str = "qwen2_5_vl"
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 16
+    max_pixels: int = 128 * 28 * 28
+    limit: int | None = None
+    cache_dir: str | None = None
+    synth: SynthConfig | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by both stages (names as in ``transformers``)."""
+
+    learning_rate: float = 1e-6
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0
+    """Steps, or a fraction of all steps when < 1 (transformers 5)."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 1
+    report_to: str = "none"
+    dataloader_num_workers: int = 0
+    resume: bool = True
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Stage 1 (SPEC §6): loss on the assistant tokens only; ``max_length`` truncates."""
+
+    max_length: int | None = None
+    max_grad_norm: float = 5.0
+    gradient_checkpointing: bool = True
+
+
+@dataclass
+class RLConfig(TrainConfig):
+    """Stage 2 (SPEC §6): GSPO (``importance_sampling_level="sequence"``) or GRPO (``"token"``).
+
+    Off-policy by default: ``steps_per_generation`` (4) > ``gradient_accumulation_steps`` (1)
+    means four optimizer steps per rollout batch, so the importance ratio leaves 1 — the only
+    case in which GSPO differs from GRPO. ``rewards`` maps reward names of
+    :func:`o3video.rewards.registry.build_rewards` to a weight or an options dict.
+    """
+
+    num_generations: int = 4
+    max_completion_length: int = 768
+    temperature: float = 1.0
+    top_p: float = 0.95
+    beta: float = 0.04
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    steps_per_generation: int = 4
+    num_iterations: int = 1
+    loss_type: str = "grpo"
+    importance_sampling_level: Literal["sequence", "token"] = "sequence"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    rewards: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_server_base_url: str | None = None
+    log_completions: bool = False
+
+
+@dataclass
+class RunConfig:
+    """A whole run: where it writes, what model, what data, each stage's settings."""
+
+    output_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    stage: Stage | None = None,
+) -> RunConfig:
+    """Defaults, then the YAML at ``path`` (if any), then ``overrides`` (``a.b=value``).
+
+    Raises :class:`ConfigError` naming the key and the file for unknown keys or bad values.
+    """
+    import yaml  # type: ignore[import-untyped]
+
+    config = RunConfig()
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read config {source}: {e}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: invalid YAML: {e}") from e
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{source}: the top level must be a mapping, got {type(data).__name__}"
+            )
+        _merge(config, data, "", source)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
+        dotted = _resolve_key(config, key.strip(), stage)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        nested: dict[str, Any] = {}
+        node = nested
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        _merge(config, nested, "", f"override {item!r}")
+    return config
+
+
+def _resolve_key(config: RunConfig, key: str, stage: Stage | None) -> str:
+    if "." in key:
+        return key
+    sections = ["", *([stage] if stage else []), "model", "data"]
+    for section in sections:
+        obj = getattr(config, section) if section else config
+        if key in {f.name for f in dataclasses.fields(obj)}:
+            return f"{section}.{key}" if section else key
+    raise ConfigError(
+        f"unknown key {key!r} in overrides (looked in: top level, {', '.join(sections[1:])})"
+    )
+
+
+def _merge(obj: Any, data: dict[str, Any], prefix: str, source: str) -> None:
+    """Set ``obj``'s fields from ``data`` recursively; ``source`` names the YAML or override."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = typing.get_type_hints(type(obj))
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {dotted!r} in {source}; known keys here: {', '.join(sorted(fields))}"
+            )
+        hint = hints[key]
+        current = getattr(obj, key)
+        target = _dataclass_of(hint)
+        if target is not None and isinstance(value, dict):
+            if current is None:
+                current = target()
+                setattr(obj, key, current)
+            _merge(current, value, f"{dotted}.", source)
+            continue
+        setattr(obj, key, _coerce(value, hint, dotted, source))
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    for option in _options(hint):
+        if dataclasses.is_dataclass(option) and isinstance(option, type):
+            return option
+    return None
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    options = _options(hint)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{key!r} in {source} may not be null")
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        origin = typing.get_origin(option)
+        try:
+            if origin is Literal:
+                if value in typing.get_args(option):
+                    return value
+                errors.append(f"one of {typing.get_args(option)}")
+            elif option is bool:
+                if isinstance(value, bool):
+                    return value
+                errors.append("true or false")
+            elif option is int:
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+                if isinstance(value, str):
+                    return int(value)
+                errors.append("an integer")
+            elif option is float:
+                if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                    return float(value)
+                errors.append("a number")
+            elif option is str:
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                    return str(value)
+                errors.append("a string")
+            elif origin is dict or option is dict:
+                if isinstance(value, dict):
+                    return dict(value)
+                errors.append("a mapping")
+            else:
+                errors.append(str(option))
+        except ValueError:
+            errors.append(getattr(option, "__name__", str(option)))
+    raise ConfigError(f"{key!r} in {source}: expected {' or '.join(errors)}, got {value!r}")
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    """The config as plain data (what ``config.yaml`` holds)."""
+    return dataclasses.asdict(config)
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the checkout at ``cwd`` (default: this package's), or ``None``."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def save_resolved(config: RunConfig, out_dir: str | Path, stage: Stage | None = None) -> Path:
+    """Write ``config.yaml`` and ``run.json`` (version, git commit, command) into ``out_dir``."""
+    import yaml
+
+    import o3video
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8"
+    )
+    run = {
+        "package": "o3video",
+        "version": o3video.__version__,
+        "git_commit": git_commit(),
+        "stage": stage,
+        "command": list(sys.argv),
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    return out / "config.yaml"

@@ -1,0 +1,237 @@
+"""STGR records → TRL datasets, with each record's frames decoded once (SPEC §3, §6).
+
+:class:`ExampleSource` turns record ``i`` into an :class:`~o3video.data.examples.Example`
+(:func:`~o3video.data.examples.to_example`: frames-as-images messages, SFT target, reward
+columns) and keeps it in a cache keyed by (STGR file, record index, media path, family, fps,
+frame and pixel budget): in memory, and on disk when ``cache_dir`` is set. TRL's
+``RepeatSampler`` fetches each RL prompt ``G`` times per generation batch and every epoch
+again, so without the cache every fetch would decode the video again.
+
+The TRL datasets are ``datasets.Dataset`` objects holding only the record position; the
+rows are built on access (``with_transform``), so no frame is ever written to Arrow:
+
+- SFT (:func:`sft_dataset`): ``prompt`` (system + user, ``{"type": "image"}`` placeholders),
+  ``completion`` (the assistant target) and ``images`` — TRL's conversational
+  prompt-completion format, whose collator labels the completion tokens only
+  (``completion_only_loss``): the loss never sees the system prompt or the question.
+- RL (:func:`rl_dataset`): ``prompt``, ``images`` and the reward columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from o3video.data.examples import Example, to_example
+from o3video.data.stgr import Record
+from o3video.prompts import Message
+
+logger = logging.getLogger(__name__)
+
+
+class ExampleSource:
+    """Records → cached :class:`Example` objects for one frame budget.
+
+    ``memory_items`` bounds the in-memory cache (least recently used out); ``cache_dir``
+    adds a pickle per example on disk. ``prep_seconds`` accumulates the time spent building
+    rows (decoding included), which the training benchmark reports as data preparation.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        media_root: str | Path,
+        *,
+        stgr_path: str | Path = "",
+        family: str = "qwen2_5_vl",
+        fps: float = 2.0,
+        min_frames: int = 4,
+        max_frames: int = 16,
+        max_pixels: int = 128 * 28 * 28,
+        cache_dir: str | Path | None = None,
+        memory_items: int = 4096,
+    ) -> None:
+        self.records = list(records)
+        self.media_root = Path(media_root)
+        self.stgr_path = str(stgr_path)
+        self.family = family
+        self.fps, self.min_frames, self.max_frames = fps, min_frames, max_frames
+        self.max_pixels = max_pixels
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.memory_items = memory_items
+        self._memory: OrderedDict[int, Example] = OrderedDict()
+        self.prep_seconds = 0.0
+        self.decodes = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def key(self, i: int) -> str:
+        """The cache key of record ``i`` (hex digest)."""
+        record = self.records[i]
+        media = getattr(record, "video_path", None) or getattr(record, "image_path", "")
+        parts = (
+            self.stgr_path,
+            record.index,
+            str(media),
+            self.family,
+            self.fps,
+            self.min_frames,
+            self.max_frames,
+            self.max_pixels,
+        )
+        return hashlib.sha1(repr(parts).encode()).hexdigest()
+
+    def example(self, i: int) -> Example:
+        """The :class:`Example` of record ``i``, decoded at most once per cache."""
+        hit = self._memory.get(i)
+        if hit is not None:
+            self._memory.move_to_end(i)
+            return hit
+        disk = self.cache_dir / f"{self.key(i)}.pkl" if self.cache_dir is not None else None
+        if disk is not None and disk.exists():
+            with disk.open("rb") as f:
+                example: Example = pickle.load(f)
+        else:
+            example = to_example(
+                self.records[i],
+                self.media_root,
+                self.family,
+                fps=self.fps,
+                max_frames=self.max_frames,
+                max_pixels=self.max_pixels,
+                min_frames=self.min_frames,
+            )
+            self.decodes += 1
+            if disk is not None:
+                disk.parent.mkdir(parents=True, exist_ok=True)
+                tmp = disk.with_suffix(".tmp")
+                with tmp.open("wb") as f:
+                    pickle.dump(example, f, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.replace(disk)
+        self._memory[i] = example
+        if len(self._memory) > self.memory_items:
+            self._memory.popitem(last=False)
+        return example
+
+    def sft_row(self, i: int) -> dict[str, Any]:
+        """TRL conversational prompt-completion row of record ``i`` (needs a target)."""
+        ex = self.example(i)
+        if ex.target is None:
+            raise ValueError(f"record {ex.record.index} has no reasoning: no SFT target")
+        prompt, images = split_images(ex.messages)
+        completion = [{"role": "assistant", "content": [{"type": "text", "text": ex.target}]}]
+        return {"prompt": prompt, "completion": completion, "images": images}
+
+    def rl_row(self, i: int) -> dict[str, Any]:
+        """TRL GRPO row of record ``i``: ``prompt``, ``images`` and the reward columns."""
+        ex = self.example(i)
+        prompt, images = split_images(ex.messages)
+        return {**ex.columns, "prompt": prompt, "images": images}
+
+
+def split_images(messages: list[Message]) -> tuple[list[Message], list[Any]]:
+    """``messages`` with each image item replaced by a ``{"type": "image"}`` placeholder, and
+    the images in order (TRL fills the placeholders back from the ``images`` column)."""
+    images: list[Any] = []
+    out: list[Message] = []
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            out.append(message)
+            continue
+        items = []
+        for item in content:
+            if item.get("type") == "image":
+                images.append(item["image"])
+                items.append({"type": "image"})
+            else:
+                items.append(item)
+        out.append({**message, "content": items})
+    return out, images
+
+
+def _dataset(source: ExampleSource, kind: str, indices: Sequence[int]) -> Any:
+    import datasets  # type: ignore[import-untyped]
+
+    def transform(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        t0 = time.perf_counter()
+        rows = [source.sft_row(i) if kind == "sft" else source.rl_row(i) for i in batch["position"]]
+        source.prep_seconds += time.perf_counter() - t0
+        return {key: [row[key] for row in rows] for key in rows[0]}
+
+    base = datasets.Dataset.from_dict({"position": list(indices)})
+    return base.with_transform(transform)
+
+
+def sft_dataset(source: ExampleSource) -> Any:
+    """A ``datasets.Dataset`` of SFT rows; records without a reasoning are left out."""
+    keep = [i for i, r in enumerate(source.records) if r.reasoning is not None]
+    if len(keep) < len(source):
+        logger.info(
+            "SFT: %d of %d records have no reasoning and are left out",
+            len(source) - len(keep),
+            len(source),
+        )
+    return _dataset(source, "sft", keep)
+
+
+def rl_dataset(source: ExampleSource) -> Any:
+    """A ``datasets.Dataset`` of RL rows (every record)."""
+    return _dataset(source, "rl", range(len(source)))
+
+
+def source_from_config(
+    data: Any, output_dir: str | Path, *, stage: str, strict: bool = False
+) -> ExampleSource:
+    """The :class:`ExampleSource` of a :class:`~o3video.train.config.DataConfig`.
+
+    With ``data.synth`` set and ``data.stgr`` empty or absent, a synthetic corpus is written
+    to ``<output_dir>/data`` first and its ``stgr_<stage>.json`` is used.
+    """
+    from o3video.data.load import load_stgr
+    from o3video.errors import DataError
+
+    stgr = Path(data.stgr) if data.stgr else None
+    if (stgr is None or not stgr.exists()) and data.synth is not None:
+        from o3video.data.synthetic import synthesize
+
+        synth_dir = Path(output_dir) / "data"
+        target = stgr if stgr is not None else synth_dir / f"stgr_{stage}.json"
+        if not target.exists():
+            logger.info(
+                "synthesizing %d videos (seed %d) into %s",
+                data.synth.n,
+                data.synth.seed,
+                target.parent,
+            )
+            synthesize(target.parent, data.synth.n, seed=data.synth.seed)
+        stgr = target
+    if stgr is None:
+        raise DataError("data.stgr is not set (and no data.synth to create it)", field="stgr")
+    if not stgr.exists():
+        raise DataError(f"{stgr}: no such STGR file (set data.stgr, or data.synth)", path=str(stgr))
+    media_root = Path(data.media_root) if data.media_root else stgr.parent
+    loaded = load_stgr(stgr, media_root, strict=strict)
+    records = list(loaded)
+    if data.limit is not None:
+        records = records[: data.limit]
+    if not records:
+        raise DataError(f"{stgr}: no usable record", path=str(stgr))
+    return ExampleSource(
+        records,
+        media_root,
+        stgr_path=stgr.resolve(),
+        family=data.family,
+        fps=data.fps,
+        min_frames=data.min_frames,
+        max_frames=data.max_frames,
+        max_pixels=data.max_pixels,
+        cache_dir=data.cache_dir,
+    )

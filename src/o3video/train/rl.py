@@ -1,0 +1,144 @@
+"""Stage 2, RL with GSPO (SPEC §6) on TRL's ``GRPOTrainer``.
+
+GSPO is ``GRPOConfig(importance_sampling_level="sequence")``: the importance ratio of a
+completion is ``exp(mean over its tokens of (log π_θ − log π_old))``, clipped to
+``[1 − ε, 1 + ε_high]``. It differs from GRPO only off-policy, so the default
+``steps_per_generation`` (4) exceeds ``gradient_accumulation_steps`` (1): one rollout batch
+feeds four optimizer steps and TRL keeps ``old_per_token_logps`` of the rollout policy.
+``importance_sampling_level="token"`` gives GRPO.
+
+Rewards come from :func:`o3video.rewards.registry.build_rewards` (weights from the recipe);
+a :class:`Progress` callback publishes ``global_step / max_steps`` so the point-supervision
+σ anneals with training (SPEC §5). Rollouts use vLLM with ``use_vllm`` (``colocate`` or
+``server``), else ``transformers`` ``generate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from o3video.train.config import RunConfig, save_resolved
+from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
+from o3video.train.sft import common_args, last_checkpoint, load_policy, save_final
+
+logger = logging.getLogger(__name__)
+
+RewardFn = Callable[..., list[float]]
+
+
+class Progress:
+    """Training progress p ∈ [0, 1], read by rewards (``progress_fn=progress``).
+
+    Built as a ``transformers.TrainerCallback`` by :meth:`callback`, which sets
+    ``p = state.global_step / state.max_steps`` at every step begin.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def __call__(self) -> float:
+        return self.value
+
+    def callback(self) -> Any:
+        """A ``TrainerCallback`` that keeps :attr:`value` up to date."""
+        from transformers import TrainerCallback
+
+        progress = self
+
+        class _ProgressCallback(TrainerCallback):
+            def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if state.max_steps > 0:
+                    progress.value = min(1.0, state.global_step / state.max_steps)
+
+            def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                progress.value = 1.0
+
+        return _ProgressCallback()
+
+
+def build_reward_functions(
+    spec: dict[str, Any], progress: Progress
+) -> tuple[list[RewardFn], list[float]]:
+    """Reward functions and weights of ``spec`` (``o3video.rewards.registry.build_rewards``)."""
+    from o3video.rewards.registry import build_rewards
+
+    funcs, weights = build_rewards(spec, progress_fn=progress)
+    return list(funcs), list(weights)
+
+
+def grpo_args(config: RunConfig) -> dict[str, Any]:
+    """The ``trl.GRPOConfig`` keyword arguments of ``config.rl``."""
+    rl = config.rl
+    args = common_args(rl, config.output_dir)
+    args.update(
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        top_p=rl.top_p,
+        beta=rl.beta,
+        epsilon=rl.epsilon,
+        epsilon_high=rl.epsilon_high,
+        steps_per_generation=rl.steps_per_generation,
+        num_iterations=rl.num_iterations,
+        loss_type=rl.loss_type,
+        importance_sampling_level=rl.importance_sampling_level,
+        scale_rewards=rl.scale_rewards,
+        use_vllm=rl.use_vllm,
+        vllm_mode=rl.vllm_mode,
+        vllm_gpu_memory_utilization=rl.vllm_gpu_memory_utilization,
+        log_completions=rl.log_completions,
+    )
+    if rl.vllm_server_base_url:
+        args["vllm_server_base_url"] = rl.vllm_server_base_url
+    return args
+
+
+def build_rl_trainer(
+    config: RunConfig,
+    source: ExampleSource | None = None,
+    *,
+    reward_funcs: list[RewardFn] | None = None,
+    reward_weights: list[float] | None = None,
+    progress: Progress | None = None,
+    trainer_cls: type | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """A ready ``trl.GRPOTrainer`` for ``config``.
+
+    ``reward_funcs`` default to those of ``config.rl.rewards``; ``trainer_cls`` lets tests and
+    benchmarks pass an instrumented subclass of ``GRPOTrainer``.
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    out = Path(config.output_dir)
+    progress = progress or Progress()
+    if source is None:
+        source = source_from_config(config.data, out, stage="rl")
+    if reward_funcs is None:
+        reward_funcs, reward_weights = build_reward_functions(config.rl.rewards, progress)
+    model, processor = load_policy(config.model, out)
+    args = GRPOConfig(**grpo_args(config), reward_weights=reward_weights)
+    cls = trainer_cls or GRPOTrainer
+    return cls(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=rl_dataset(source),
+        processing_class=processor,
+        callbacks=[progress.callback(), *(callbacks or [])],
+    )
+
+
+def run_rl(config: RunConfig) -> Path:
+    """Train stage 2 as ``config`` says; returns ``<output_dir>/final``."""
+    out = Path(config.output_dir)
+    save_resolved(config, out, stage="rl")
+    trainer = build_rl_trainer(config)
+    resume = last_checkpoint(out) if config.rl.resume else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    return save_final(trainer, out)

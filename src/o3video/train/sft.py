@@ -1,0 +1,150 @@
+"""Stage 1, cold-start SFT (SPEC §6) on TRL's ``SFTTrainer``.
+
+The data are conversational prompt-completion rows (:func:`o3video.train.dataset.sft_dataset`):
+TRL's ``DataCollatorForVisionLanguageModeling._collate_prompt_completion`` tokenises prompt
+and completion separately and, with ``completion_only_loss=True``, sets the label of every
+prompt token (system prompt, frames, question) to -100 — the reference trained on them, a bug.
+
+:func:`run_sft` resumes from the last ``checkpoint-*`` in the output folder, and saves the final
+model and processor to ``<output_dir>/final`` (what ``o3video ask --model`` loads).
+
+The helpers here (:func:`resolve_model_path`, :func:`load_policy`, :func:`common_args`) are
+shared with :mod:`o3video.train.rl`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from o3video.train.config import ConfigError, ModelConfig, RunConfig, TrainConfig, save_resolved
+from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
+
+logger = logging.getLogger(__name__)
+
+FINAL_DIR = "final"
+"""Sub-folder of the output folder holding the final model and processor."""
+
+
+def resolve_model_path(model: ModelConfig, output_dir: str | Path) -> str:
+    """``model.path``, or for ``tiny:<seed>`` the tiny random model built in
+    ``<output_dir>/base-model`` (once)."""
+    if not model.path.startswith("tiny:"):
+        return model.path
+    try:
+        seed = int(model.path.split(":", 1)[1] or 0)
+    except ValueError as e:
+        raise ConfigError(f"model.path {model.path!r}: expected tiny:<integer seed>") from e
+    out = Path(output_dir) / "base-model"
+    if not (out / "config.json").exists():
+        from o3video.models.tiny import build_tiny_model
+
+        build_tiny_model(out, seed=seed)
+    return str(out)
+
+
+def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
+    """The (model, processor) to train, from ``model.path`` (``tiny:<seed>`` built on the fly)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = resolve_model_path(model, output_dir)
+    kwargs: dict[str, Any] = {}
+    if model.dtype != "auto":
+        kwargs["dtype"] = getattr(torch, model.dtype)
+    if model.attn_implementation:
+        kwargs["attn_implementation"] = model.attn_implementation
+    try:
+        policy = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+        processor = AutoProcessor.from_pretrained(path)
+    except OSError as e:
+        raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
+    return policy, processor
+
+
+def common_args(train: TrainConfig, output_dir: str | Path) -> dict[str, Any]:
+    """The ``TrainingArguments`` both stages share, from ``train``."""
+    return {
+        "output_dir": str(output_dir),
+        "learning_rate": train.learning_rate,
+        "num_train_epochs": train.num_train_epochs,
+        "max_steps": train.max_steps,
+        "per_device_train_batch_size": train.per_device_train_batch_size,
+        "gradient_accumulation_steps": train.gradient_accumulation_steps,
+        "lr_scheduler_type": train.lr_scheduler_type,
+        "warmup_steps": train.warmup_steps,
+        "weight_decay": train.weight_decay,
+        "max_grad_norm": train.max_grad_norm,
+        "bf16": train.bf16,
+        "gradient_checkpointing": train.gradient_checkpointing,
+        "seed": train.seed,
+        "save_steps": train.save_steps,
+        "save_total_limit": train.save_total_limit,
+        "logging_steps": train.logging_steps,
+        "report_to": train.report_to,
+        "dataloader_num_workers": train.dataloader_num_workers,
+        # Rows are built on access from the record position; nothing must be dropped.
+        "remove_unused_columns": False,
+    }
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-*`` folder under ``output_dir``, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(output_dir)
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def build_sft_trainer(
+    config: RunConfig, source: ExampleSource | None = None, callbacks: list[Any] | None = None
+) -> Any:
+    """A ready ``trl.SFTTrainer`` for ``config`` (tests and benchmarks drive it directly)."""
+    from trl import SFTConfig as TrlSFTConfig
+    from trl import SFTTrainer
+
+    out = Path(config.output_dir)
+    if source is None:
+        source = source_from_config(config.data, out, stage="sft")
+    dataset = sft_dataset(source)
+    if len(dataset) == 0:
+        raise ConfigError(
+            f"{config.data.stgr or 'data'}: no record with a reasoning to train SFT on"
+        )
+    model, processor = load_policy(config.model, out)
+    args = TrlSFTConfig(
+        **common_args(config.sft, out),
+        max_length=config.sft.max_length,
+        completion_only_loss=True,
+        assistant_only_loss=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+
+
+def run_sft(config: RunConfig) -> Path:
+    """Train stage 1 as ``config`` says; returns ``<output_dir>/final``."""
+    out = Path(config.output_dir)
+    save_resolved(config, out, stage="sft")
+    trainer = build_sft_trainer(config)
+    resume = last_checkpoint(out) if config.sft.resume else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    return save_final(trainer, out)
+
+
+def save_final(trainer: Any, output_dir: str | Path) -> Path:
+    """Save the trained model and its processor to ``<output_dir>/final``."""
+    final = Path(output_dir) / FINAL_DIR
+    trainer.save_model(str(final))
+    trainer.processing_class.save_pretrained(str(final))
+    logger.info("final model saved to %s", final)
+    return final

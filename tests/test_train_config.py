@@ -1,0 +1,115 @@
+"""Training config: defaults → YAML → overrides, unknown keys, saved config, shipped recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from o3video.cli.main import main
+from o3video.train.config import ConfigError, RunConfig, load_config, save_resolved
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def test_defaults_are_off_policy_gspo() -> None:
+    cfg = RunConfig()
+    assert cfg.rl.importance_sampling_level == "sequence"
+    assert cfg.rl.steps_per_generation > cfg.rl.gradient_accumulation_steps
+    assert (cfg.sft.max_grad_norm, cfg.sft.learning_rate) == (5.0, 1e-6)
+
+
+def test_yaml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("rl:\n  learning_rate: 1e-6\n  num_generations: 8\ndata:\n  fps: 1\n")
+    cfg = load_config(path, ["rl.num_generations=2", "max_steps=3", "model.path=x"], stage="rl")
+    # "1e-6" is a string to YAML 1.1: coerced to the field's float.
+    assert cfg.rl.learning_rate == 1e-6 and isinstance(cfg.rl.learning_rate, float)
+    assert (cfg.rl.num_generations, cfg.rl.max_steps, cfg.model.path) == (2, 3, "x")
+    assert cfg.data.fps == 1.0 and isinstance(cfg.data.fps, float)
+    assert cfg.sft.max_steps == -1  # bare key goes to the stage's section only
+
+
+def test_nested_optional_section(tmp_path: Path) -> None:
+    cfg = load_config(None, ["data.synth.n=3"])
+    assert cfg.data.synth is not None and (cfg.data.synth.n, cfg.data.synth.seed) == (3, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("rl:\n  lr: 0.1\n", [], "unknown key 'rl.lr' in {file}"),
+        ("bogus: 1\n", [], "unknown key 'bogus' in {file}"),
+        ("", ["rl.nope=1"], "unknown key 'rl.nope' in override"),
+        ("", ["nope=1"], "unknown key 'nope'"),
+        ("rl:\n  importance_sampling_level: seq\n", [], "'rl.importance_sampling_level' in {file}"),
+        ("rl:\n  num_generations: many\n", [], "'rl.num_generations' in {file}"),
+        ("", ["max_steps"], "not key=value"),
+    ],
+)
+def test_errors_name_key_and_file(
+    tmp_path: Path, text: str, overrides: list[str], message: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, overrides, stage="rl")
+    assert message.format(file=path) in str(exc.value)
+
+
+def test_save_resolved(tmp_path: Path) -> None:
+    cfg = load_config(None, ["rl.beta=0.1"])
+    save_resolved(cfg, tmp_path, stage="rl")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["rl"]["beta"] == 0.1
+    assert load_config(tmp_path / "config.yaml") == cfg  # the saved config loads back
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["version"] and run["stage"] == "rl" and "git_commit" in run
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipe_loads(recipe: Path) -> None:
+    text = recipe.read_text()
+    stage = "sft" if "sft" in recipe.name else "rl"
+    head = "\n".join(text.splitlines()[:4])
+    assert text.startswith("#") and f"train {stage} --config recipes/{recipe.name}" in head
+    cfg = load_config(recipe, stage=stage)
+    for name in ("zero2.yaml", "zero3.yaml"):
+        if name in text:
+            acc = ROOT / "recipes" / "accelerate" / name
+            assert acc.exists()
+            ds = yaml.safe_load(acc.read_text())["deepspeed_config"]["deepspeed_config_file"]
+            assert json.loads((ROOT / ds).read_text())["zero_optimization"]["stage"] in (2, 3)
+    if "7b" in recipe.name:
+        if stage == "sft":
+            assert (cfg.sft.learning_rate, cfg.sft.max_grad_norm) == (1e-6, 5.0)
+            assert cfg.sft.bf16 and cfg.sft.gradient_checkpointing
+        else:
+            rl = cfg.rl
+            assert (rl.num_generations, rl.learning_rate, rl.beta, rl.epsilon) == (
+                4,
+                1e-6,
+                0.04,
+                0.2,
+            )
+            assert (rl.max_completion_length, rl.temperature, rl.top_p) == (768, 1.0, 0.95)
+            assert (rl.lr_scheduler_type, rl.weight_decay) == ("cosine", 0.01)
+            assert rl.use_vllm and rl.importance_sampling_level == "sequence"
+            assert rl.steps_per_generation > rl.gradient_accumulation_steps
+
+
+def test_cli_config_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("sft:\n  lr: 1\n")
+    assert main(["train", "sft", "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'sft.lr'" in err and str(path) in err
+
+
+def test_cli_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = ROOT / "recipes" / "synthetic-tiny-gspo.yaml"
+    assert main(["train", "rl", "--config", str(recipe), "max_steps=5", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["rl"]["max_steps"] == 5

@@ -1,0 +1,182 @@
+"""One SFT and one GSPO step on the tiny random Qwen2.5-VL with synthetic data (CPU).
+
+SFT: only the assistant reply carries labels (SPEC §6: the reference trained on the prompt).
+RL: with ``steps_per_generation > gradient_accumulation_steps`` the rollout batch is reused
+after an optimizer step, so the sequence importance ratio leaves 1 and GSPO's loss differs
+from GRPO's on the same batch (SPEC §6: the reference was always on-policy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from o3video.data.synthetic import synthesize  # noqa: E402
+from o3video.train.config import RunConfig, load_config  # noqa: E402
+from o3video.train.dataset import source_from_config  # noqa: E402
+
+TINY = ["data.max_frames=2", "data.min_frames=2", "data.max_pixels=12544", "data.limit=4"]
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    synthesize(out, 2, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from o3video.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+def _config(stage: str, synth: Path, tiny: Path, out: Path, *extra: str) -> RunConfig:
+    return load_config(
+        None,
+        [
+            f"output_dir={out}",
+            f"model.path={tiny}",
+            f"data.stgr={synth / f'stgr_{stage}.json'}",
+            *TINY,
+            f"{stage}.learning_rate=0.01",
+            f"{stage}.save_steps=1000",
+            *extra,
+        ],
+        stage=stage,  # type: ignore[arg-type]
+    )
+
+
+def _params(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _changed(before: dict[str, Any], model: Any) -> int:
+    return sum(not torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_frames_decoded_once(synth_dir: Path, tiny_dir: Path, tmp_path: Path) -> None:
+    cfg = _config("rl", synth_dir, tiny_dir, tmp_path)
+    source = source_from_config(cfg.data, tmp_path, stage="rl")
+    for _ in range(3):
+        source.rl_row(1)
+    assert source.decodes == 1
+    cached = load_config(
+        None,
+        [*TINY, f"data.stgr={synth_dir / 'stgr_rl.json'}", f"data.cache_dir={tmp_path / 'cache'}"],
+    )
+    first = source_from_config(cached.data, tmp_path, stage="rl")
+    first.rl_row(0)
+    again = source_from_config(cached.data, tmp_path, stage="rl")
+    row = again.rl_row(0)
+    assert again.decodes == 0 and row["task"] == first.rl_row(0)["task"]
+
+
+def test_sft_labels_only_the_assistant_reply_and_step_changes_weights(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    from o3video.train.sft import build_sft_trainer
+
+    cfg = _config(
+        "sft", synth_dir, tiny_dir, tmp_path, "sft.max_steps=1", "sft.gradient_checkpointing=false"
+    )
+    trainer = build_sft_trainer(cfg)
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    batch = trainer.data_collator([dict(r) for r in rows])
+    tok = trainer.processing_class.tokenizer
+    for k, row in enumerate(rows):
+        ids, labels = batch["input_ids"][k], batch["labels"][k]
+        labelled = (labels != -100).nonzero().flatten()
+        first, last = int(labelled[0]), int(labelled[-1])
+        # Everything before the reply (system prompt, frames, question, the assistant
+        # header) is -100; every token from the reply through <|im_end|> is labelled.
+        assert tok.decode(ids[:first]).endswith("<|im_start|>assistant\n")
+        assert bool((labels[:first] == -100).all())
+        assert bool((labels[first : last + 1] == ids[first : last + 1]).all())
+        target = row["completion"][0]["content"][0]["text"]
+        assert tok.decode(ids[first : last + 1]).startswith(target)
+        assert "<|im_end|>" in tok.decode(ids[first : last + 1])
+    before = _params(trainer.model)
+    trainer.train()
+    assert _changed(before, trainer.model) > 0
+
+
+def _reward(completions: list[Any], **columns: Any) -> list[float]:
+    """A trivial reward: length of the completion text mod 5 (varies across a group)."""
+    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+    assert len(columns["task"]) == len(texts)
+    return [float(len(t) % 5) for t in texts]
+
+
+def _recording_trainer() -> type:
+    from trl import GRPOTrainer
+
+    class RecordingGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+        """Records the sequence ratio exp(mean(log π_θ − log π_old)) of every loss call."""
+
+        ratios: list[Any]
+
+        def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
+            captured: dict[str, Any] = {}
+            original = self._get_per_token_logps_and_entropies
+
+            def spy(*args: Any, **kwargs: Any) -> Any:
+                out = original(*args, **kwargs)
+                captured["logps"] = out[0]
+                return out
+
+            self._get_per_token_logps_and_entropies = spy
+            try:
+                loss = super()._compute_loss(model, inputs)
+            finally:
+                del self._get_per_token_logps_and_entropies
+            old, mask = inputs.get("old_per_token_logps"), inputs["completion_mask"]
+            if old is not None:
+                delta = ((captured["logps"].detach() - old) * mask).sum(-1)
+                self.ratios.append(torch.exp(delta / mask.sum(-1).clamp(min=1)))
+            return loss
+
+    return RecordingGRPOTrainer
+
+
+def test_gspo_off_policy_ratio_and_grpo_differs(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    from o3video.train.rl import build_rl_trainer
+
+    cfg = _config(
+        "rl",
+        synth_dir,
+        tiny_dir,
+        tmp_path,
+        "rl.max_steps=2",
+        "rl.steps_per_generation=2",
+        "rl.gradient_accumulation_steps=1",
+        "rl.num_generations=2",
+        "rl.per_device_train_batch_size=2",
+        "rl.max_completion_length=8",
+        "rl.beta=0.0",
+    )
+    trainer = build_rl_trainer(cfg, reward_funcs=[_reward], trainer_cls=_recording_trainer())
+    trainer.ratios = []
+    assert trainer.args.importance_sampling_level == "sequence"
+    before = _params(trainer.model)
+    trainer.train()
+    assert _changed(before, trainer.model) > 0
+    # Step 1 is on-policy (ratio 1); step 2 reuses the rollout after an update (ratio ≠ 1).
+    assert len(trainer.ratios) == 2
+    assert torch.allclose(trainer.ratios[0], torch.ones_like(trainer.ratios[0]), atol=1e-5)
+    assert float((trainer.ratios[1] - 1).abs().max()) > 1e-4
+    inputs = trainer._buffered_inputs[1]
+    losses = {}
+    for level in ("sequence", "token"):
+        trainer.importance_sampling_level = level
+        with torch.no_grad():
+            losses[level] = float(trainer._compute_loss(trainer.model, inputs))
+    assert losses["sequence"] != pytest.approx(losses["token"], abs=1e-7)
