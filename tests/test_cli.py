@@ -35,7 +35,7 @@ def test_every_command_has_help_with_an_example(
     assert "example" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["demo", "train", "eval", "serve"])
+@pytest.mark.parametrize("name", ["demo", "eval", "serve"])
 def test_commands_of_later_versions_say_so(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([name, "anything", "--flag"]) == 2
     assert "not available in this version yet" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""End to end: ``o3video train sft`` then ``o3video train rl`` on the tiny synthetic recipes,
+and ``o3video.ask.ask`` loads the RL checkpoint and answers (about 10 s on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from o3video.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sft_then_gspo_then_ask(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    from o3video.ask import ask
+
+    sft_out, rl_out = tmp_path / "sft", tmp_path / "rl"
+    assert (
+        main(
+            [
+                "train",
+                "sft",
+                "--config",
+                str(ROOT / "recipes/synthetic-tiny-sft.yaml"),
+                "max_steps=2",
+                f"output_dir={sft_out}",
+            ]
+        )
+        == 0
+    )
+    assert (sft_out / "final" / "model.safetensors").exists()
+    assert json.loads((sft_out / "run.json").read_text())["stage"] == "sft"
+    assert (
+        main(
+            [
+                "train",
+                "rl",
+                "--config",
+                str(ROOT / "recipes/synthetic-tiny-gspo.yaml"),
+                f"model.path={sft_out / 'final'}",
+                "max_steps=1",
+                f"output_dir={rl_out}",
+            ]
+        )
+        == 0
+    )
+    final = rl_out / "final"
+    assert (final / "model.safetensors").exists() and (rl_out / "config.yaml").exists()
+    video = sorted((rl_out / "data" / "videos").glob("*.mp4"))[0]
+    answer = ask(video, "Where is the red circle?", model=final, max_frames=4, max_new_tokens=8)
+    assert isinstance(answer.text, str)
