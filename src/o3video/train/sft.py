@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from o3video.models.base import BackendError
+from o3video.models.load import check_model_source
 from o3video.train.config import ConfigError, ModelConfig, RunConfig, TrainConfig, save_resolved
 from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
 
@@ -50,14 +52,18 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     path = resolve_model_path(model, output_dir)
+    try:  # a missing local path says so, instead of failing as a malformed hub id
+        source = check_model_source(path, backend="train")
+    except BackendError as e:
+        raise ConfigError(f"model.path {model.path!r}: {e}") from e
     kwargs: dict[str, Any] = {}
     if model.dtype != "auto":
         kwargs["dtype"] = getattr(torch, model.dtype)
     if model.attn_implementation:
         kwargs["attn_implementation"] = model.attn_implementation
     try:
-        policy = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
-        processor = AutoProcessor.from_pretrained(path)
+        policy = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        processor = AutoProcessor.from_pretrained(source)
     except OSError as e:
         raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
     return policy, processor
