@@ -52,3 +52,22 @@ def test_sft_then_gspo_then_ask(tmp_path: Path) -> None:
     video = sorted((rl_out / "data" / "videos").glob("*.mp4"))[0]
     answer = ask(video, "Where is the red circle?", model=final, max_frames=4, max_new_tokens=8)
     assert isinstance(answer.text, str)
+
+
+def test_sft_resumes_from_its_last_checkpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("trl")
+    recipe = str(ROOT / "recipes/synthetic-tiny-sft.yaml")
+    out = tmp_path / "sft"
+    base = ["train", "sft", "--config", recipe, f"output_dir={out}", "save_steps=1"]
+    assert main([*base, "max_steps=2"]) == 0
+    assert (out / "checkpoint-2").is_dir()
+    # A longer run in the same folder picks up at step 2 and trains only step 3.
+    with caplog.at_level("INFO", logger="o3video.train.sft"):
+        assert main([*base, "max_steps=3"]) == 0
+    assert f"resuming from {out / 'checkpoint-2'}" in caplog.text
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged_steps.count(3) <= 1 and 1 in logged_steps  # steps 1-2 kept, not redone
