@@ -35,6 +35,7 @@ visual QA                       ``spatial_image``
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -283,13 +284,14 @@ def video_metadata(clip: Clip, family: ModelFamily | str = "qwen2_5_vl") -> dict
     return meta
 
 
-def _media(messages: list[Message], kind: str) -> list[Any]:
+def media_items(messages: Sequence[Message], kind: str) -> list[Any]:
+    """The ``kind`` items (``"image"`` or ``"video"``) of ``messages``, in order."""
     return [
         item[kind]
         for message in messages
         if isinstance(message.get("content"), list)
         for item in message["content"]
-        if item.get("type") == kind
+        if isinstance(item, dict) and item.get("type") == kind
     ]
 
 
@@ -326,7 +328,7 @@ def processor_inputs(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": return_tensors, "do_resize": False}
-    images, videos = _media(messages, "image"), _media(messages, "video")
+    images, videos = media_items(messages, "image"), media_items(messages, "video")
     if images:
         kwargs["images"] = images
     if videos:

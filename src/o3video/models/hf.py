@@ -38,9 +38,9 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from o3video.families import family_for_config
-from o3video.models.base import BackendError, Message, Request, SamplingParams
+from o3video.models.base import BackendError, Request, SamplingParams
 from o3video.models.load import check_model_source, model_config
-from o3video.prompts import processor_inputs
+from o3video.prompts import media_items, processor_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -50,17 +50,6 @@ logger = logging.getLogger(__name__)
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
 """Processor outputs laid out per token (``(1, L)``): left-padded when collated."""
-
-
-def media_items(messages: Sequence[Message], kind: str) -> list[Any]:
-    """The ``kind`` items (``"image"`` or ``"video"``) of ``messages``, in order."""
-    return [
-        item[kind]
-        for message in messages
-        if isinstance(message.get("content"), list)
-        for item in message["content"]
-        if isinstance(item, dict) and item.get("type") == kind
-    ]
 
 
 def truncate_at_stop(text: str, stop: Sequence[str] | None) -> str:

@@ -53,9 +53,8 @@ from PIL import Image
 
 from o3video.families import family_for_config
 from o3video.models.base import BackendError, Request, SamplingParams
-from o3video.models.hf import media_items
 from o3video.models.load import check_model_source, model_config
-from o3video.prompts import video_metadata
+from o3video.prompts import media_items, video_metadata
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from o3video.train.config import RunConfig, save_resolved
 from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
-from o3video.train.sft import common_args, last_checkpoint, load_policy, save_final
+from o3video.train.sft import common_args, load_policy, train_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,4 @@ def run_rl(config: RunConfig) -> Path:
     """Train stage 2 as ``config`` says; returns ``<output_dir>/final``."""
     out = Path(config.output_dir)
     save_resolved(config, out, stage="rl")
-    trainer = build_rl_trainer(config)
-    resume = last_checkpoint(out) if config.rl.resume else None
-    if resume:
-        logger.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    return save_final(trainer, out)
+    return train_and_save(build_rl_trainer(config), out, resume=config.rl.resume)

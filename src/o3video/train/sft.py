@@ -139,12 +139,17 @@ def run_sft(config: RunConfig) -> Path:
     """Train stage 1 as ``config`` says; returns ``<output_dir>/final``."""
     out = Path(config.output_dir)
     save_resolved(config, out, stage="sft")
-    trainer = build_sft_trainer(config)
-    resume = last_checkpoint(out) if config.sft.resume else None
-    if resume:
-        logger.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    return save_final(trainer, out)
+    return train_and_save(build_sft_trainer(config), out, resume=config.sft.resume)
+
+
+def train_and_save(trainer: Any, output_dir: str | Path, *, resume: bool) -> Path:
+    """Run ``trainer`` (from the last ``checkpoint-*`` in ``output_dir`` when ``resume``) and
+    save the final model and processor; returns ``<output_dir>/final``."""
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return save_final(trainer, output_dir)
 
 
 def save_final(trainer: Any, output_dir: str | Path) -> Path:
