@@ -67,6 +67,12 @@ def test_frames_decoded_once(synth_dir: Path, tiny_dir: Path, tmp_path: Path) ->
     for _ in range(3):
         source.rl_row(1)
     assert source.decodes == 1
+    # Every row: each video is decoded once, however many records (tasks) it has.
+    for i in range(len(source)):
+        source.rl_row(i)
+    videos = {r.video_path for r in source.records if hasattr(r, "video_path")}
+    assert len(videos) < len(source) - len(videos)  # several records a video: the case at hand
+    assert source.decodes == len(videos)
     cached = load_config(
         None,
         [*TINY, f"data.stgr={synth_dir / 'stgr_rl.json'}", f"data.cache_dir={tmp_path / 'cache'}"],

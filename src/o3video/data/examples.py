@@ -106,12 +106,15 @@ def to_example(
     source_roots: Mapping[str, str | SourceRoot] | None = None,
     merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
     system_prompt: str | None = None,
+    sampler: Callable[..., Clip] | None = None,
 ) -> Example:
     """Build the :class:`Example` of ``record`` for ``family`` (see the module docstring).
 
     Media are found by :class:`~o3video.data.media.MediaLayout` (``media_root`` and
     ``source_roots``). The frame budget is the published training one by default (2 fps,
-    4–16 frames, ≤ 128·28·28 pixels a frame); key frames come on top of it. Raises
+    4–16 frames, ≤ 128·28·28 pixels a frame); key frames come on top of it. ``sampler``
+    replaces :func:`~o3video.video.sample_frames` (same arguments), e.g. by one that
+    remembers the frames of each video for the many records it has. Raises
     :class:`DataError` naming the record and field when a media file cannot be read.
 
     >>> ex = to_example(record, "data/videos")                  # doctest: +SKIP
@@ -123,7 +126,9 @@ def to_example(
         media_root if isinstance(media_root, MediaLayout) else MediaLayout(media_root, source_roots)
     )
     budget = {"fps": fps, "min_frames": min_frames, "max_frames": max_frames}
-    clip = load_clip(record, layout, fam, min_pixels, max_pixels, merge_tolerance_s, **budget)
+    clip = load_clip(
+        record, layout, fam, min_pixels, max_pixels, merge_tolerance_s, sampler=sampler, **budget
+    )
     # Boxes in pixels refer to the annotated image (visual QA), or to the video's frames.
     box_source_wh = record.image_size if isinstance(record, VisualQARecord) else clip.source_wh
 
@@ -152,6 +157,8 @@ def load_clip(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+    *,
+    sampler: Callable[..., Clip] | None = None,
     **budget: Any,
 ) -> Clip:
     """The frames shown for ``record``: its image, or frames sampled from its video
@@ -163,7 +170,7 @@ def load_clip(
         return image_clip(image, family, min_pixels, max_pixels, source=str(path))
     path = layout.path(record.source, record.video_path)
     try:
-        clip = sample_frames(
+        clip = (sampler or sample_frames)(
             path, min_pixels=min_pixels, max_pixels=max_pixels, factor=family.factor, **budget
         )
     except VideoDecodeError as e:

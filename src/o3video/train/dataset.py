@@ -31,6 +31,7 @@ from typing import Any
 from o3video.data.examples import Example, to_example
 from o3video.data.stgr import Record
 from o3video.prompts import Message
+from o3video.video import Clip, sample_frames
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ class ExampleSource:
     """Records → cached :class:`Example` objects for one frame budget.
 
     ``memory_items`` bounds the in-memory cache (least recently used out); ``cache_dir``
-    adds a pickle per example on disk. ``prep_seconds`` accumulates the time spent building
-    rows (decoding included), which the training benchmark reports as data preparation.
+    adds a pickle per example on disk. Each video is decoded once for all its records: the
+    sampled frames are kept per video (``video_items`` videos, least recently used out), and
+    ``decodes`` counts the videos decoded. ``prep_seconds`` accumulates the time spent
+    building rows (decoding included), which the training benchmark reports as data
+    preparation.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class ExampleSource:
         max_pixels: int = 128 * 28 * 28,
         cache_dir: str | Path | None = None,
         memory_items: int = 4096,
+        video_items: int = 256,
     ) -> None:
         self.records = list(records)
         self.media_root = Path(media_root)
@@ -66,8 +71,25 @@ class ExampleSource:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.memory_items = memory_items
         self._memory: OrderedDict[int, Example] = OrderedDict()
+        self.video_items = video_items
+        self._clips: OrderedDict[tuple[Any, ...], Clip] = OrderedDict()
         self.prep_seconds = 0.0
         self.decodes = 0
+
+    def sample(self, path: str | Path, **options: Any) -> Clip:
+        """:func:`~o3video.video.sample_frames` remembered per (video, options): a video with
+        several records is decoded once. Clips are immutable, so sharing them is safe."""
+        key = (str(path), *sorted(options.items()))
+        clip = self._clips.get(key)
+        if clip is not None:
+            self._clips.move_to_end(key)
+            return clip
+        clip = sample_frames(path, **options)
+        self.decodes += 1
+        self._clips[key] = clip
+        if len(self._clips) > self.video_items:
+            self._clips.popitem(last=False)
+        return clip
 
     def __len__(self) -> int:
         return len(self.records)
@@ -107,8 +129,8 @@ class ExampleSource:
                 max_frames=self.max_frames,
                 max_pixels=self.max_pixels,
                 min_frames=self.min_frames,
+                sampler=self.sample,
             )
-            self.decodes += 1
             if disk is not None:
                 disk.parent.mkdir(parents=True, exist_ok=True)
                 tmp = disk.with_suffix(".tmp")
