@@ -1,0 +1,380 @@
+"""V-STaR scoring (SPEC §7): What accuracy, When tIoU and Where vIoU per chain, AM/LGM.
+
+A results file is a JSON list of V-STaR items, each with the model's five answers:
+``answer_vqa`` (What), ``answer_temporal`` / ``answer_spatial`` (chain 1: When, then Where) and
+``answer_spatial_2`` / ``answer_temporal_2`` (chain 2). The What answers are rated 0–3 by a judge
+beforehand; the ratings come as a list aligned with the results (``-1`` unparsable, ``null``
+where the item has no What answer). Per chain k (SPEC §7):
+
+- Acc = share of items rated ≥ 2; tIoU_k = mean temporal IoU; vIoU_k = mean over items of the
+  mean over ground-truth boxes of the best IoU among the boxes predicted for that second;
+- AM_k = (Acc + tIoU_k + vIoU_k) / 3, LGM_k = −(ln(1−Acc) + ln(1−tIoU_k) + ln(1−vIoU_k)) / 3,
+  mAM and mLGM their means over the two chains; R1@{0.3,0.5,0.7} of tIoU, and the share of
+  ground-truth boxes with IoU ≥ {0.1,0.3,0.5,0.7,0.9} (per item, then mean over items).
+
+``mode="official"`` reproduces V-STaR-Bench/V-STaR ``eval.py``: an item with an empty What
+answer is skipped entirely (out of every IoU mean) but still counts in the overall accuracy
+denominator (not in a domain's or duration's, which use the items scored); boxes are matched
+by ``str(timestamp)``; predicted boxes are never rescaled; the duration is
+``round(frame_count / fps, 2)``; an undefined value (ln 0, an empty group) is ``None`` where the
+script would crash or print nan. ``mode="default"`` fixes these and says so in ``notes``.
+
+>>> cfg = ScoreConfig(mode="default")
+>>> cfg.box_space
+'source_px'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from o3video.boxes import XYXY, convert_xyxy, interval_iou, iou
+from o3video.data.vstar import VStarItem, item_from_dict
+from o3video.errors import BoxSpaceError, DataError
+from o3video.eval.vstar_parse import (
+    official_best_iou,
+    official_temporal_iou,
+    official_time_answer,
+    parse_box_answer,
+    parse_time_answer,
+)
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN25_FACTOR, smart_resize
+
+Mode = Literal["official", "default"]
+AnswerSpace = Literal["source_px", "frame_px", "rel1000"]
+ANSWER_KEYS = (
+    "answer_vqa",
+    "answer_temporal",
+    "answer_spatial",
+    "answer_spatial_2",
+    "answer_temporal_2",
+)
+R1_THRESHOLDS = (0.3, 0.5, 0.7)
+VIOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+LGM_EPS = 1e-9  # default mode: ln(1 − x) with x clamped to ≤ 1 − 1e-9
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How to score: ``mode``, and (default mode only) the space the model gave boxes in.
+
+    ``frame_px`` boxes are mapped from the resized frame, ``smart_resize(height, width,
+    factor, min_pixels, max_pixels)`` of each item, to its original pixels."""
+
+    mode: Mode = "default"
+    box_space: AnswerSpace = "source_px"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    factor: int = QWEN25_FACTOR
+
+    def __post_init__(self) -> None:
+        if self.mode == "official" and self.box_space != "source_px":
+            raise BoxSpaceError("official mode never rescales boxes; use --mode default")
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One item's scores; ``scored`` is False where official mode skips it (no What answer)."""
+
+    index: int
+    domain: str
+    duration: str
+    scored: bool
+    rating: int | None
+    correct: bool
+    tiou: tuple[float, float]
+    viou: tuple[float, float]
+    viou_at: tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """Scores of a set of items (all, a domain, a duration). ``None`` = undefined."""
+
+    n: int
+    n_scored: int
+    acc: float | None
+    mean_rating: float | None
+    tiou: tuple[float | None, float | None]
+    viou: tuple[float | None, float | None]
+    r1: tuple[tuple[float | None, ...], tuple[float | None, ...]]
+    viou_at: tuple[tuple[float | None, ...], tuple[float | None, ...]]
+    am: tuple[float | None, float | None]
+    lgm: tuple[float | None, float | None]
+    mam: float | None
+    mlgm: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready dict: ``acc, tiou_1, tiou_2, viou_1, …, mlgm``."""
+        out: dict[str, Any] = {"n": self.n, "n_scored": self.n_scored, "acc": self.acc}
+        out["mean_rating"] = self.mean_rating
+        for k in (0, 1):
+            out[f"tiou_{k + 1}"], out[f"viou_{k + 1}"] = self.tiou[k], self.viou[k]
+            out[f"am_{k + 1}"], out[f"lgm_{k + 1}"] = self.am[k], self.lgm[k]
+            out[f"r1_{k + 1}"], out[f"viou_at_{k + 1}"] = list(self.r1[k]), list(self.viou_at[k])
+        out["mam"], out["mlgm"] = self.mam, self.mlgm
+        return out
+
+
+@dataclass(frozen=True)
+class VStarScores:
+    """The report: overall, per domain, per duration, the mode and what it changed."""
+
+    mode: Mode
+    overall: GroupScores
+    by_domain: dict[str, GroupScores]
+    by_duration: dict[str, GroupScores]
+    items: tuple[ItemScore, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            **self.overall.to_dict(),
+            "r1_thresholds": list(R1_THRESHOLDS),
+            "viou_thresholds": list(VIOU_THRESHOLDS),
+            "by_domain": {k: v.to_dict() for k, v in self.by_domain.items()},
+            "by_duration": {k: v.to_dict() for k, v in self.by_duration.items()},
+            "notes": list(self.notes),
+        }
+
+
+def duration_class(duration_s: float) -> str:
+    """``short`` < 60 s ≤ ``medium`` < 180 s ≤ ``long`` (SPEC §7)."""
+    return "short" if duration_s < 60 else "medium" if duration_s < 180 else "long"
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _frame_wh(item: VStarItem, cfg: ScoreConfig) -> tuple[int, int]:
+    h, w = smart_resize(item.height, item.width, cfg.factor, cfg.min_pixels, cfg.max_pixels)
+    return (w, h)
+
+
+def _default_viou(item: VStarItem, answer: Any, cfg: ScoreConfig) -> list[float]:
+    """Per ground-truth box: best IoU of the boxes predicted for its second (0 if none)."""
+    pred = parse_box_answer(answer)
+    frame_wh = _frame_wh(item, cfg) if cfg.box_space == "frame_px" else None
+    ious = []
+    for gt in item.boxes:
+        boxes: Sequence[XYXY] = pred.get(float(gt.timestamp_s), ())
+        if cfg.box_space != "source_px":
+            boxes = [
+                convert_xyxy(
+                    b, cfg.box_space, "source_px", source_wh=item.frame_wh, frame_wh=frame_wh
+                )
+                for b in boxes
+            ]
+        ious.append(max((iou(gt.xyxy, b) for b in boxes), default=0.0))
+    return ious
+
+
+def _official_viou(raw: dict[str, Any], item: VStarItem, answer: Any) -> list[float]:
+    """``calculate_spatial_metrics``: key ``str(timestamp)`` as written in the file."""
+    if not answer or not isinstance(answer, dict):  # a str/list answer: zeros (the script crashes)
+        return [0.0] * len(item.boxes)
+    ious = []
+    for entry, gt in zip(raw["bboxes"], item.boxes, strict=True):
+        key = str(entry["timestamp"]) if "timestamp" in entry else next(iter(entry)).split("_")[0]
+        ious.append(official_best_iou(gt.xyxy, answer[key]) if key in answer else 0.0)
+    return ious
+
+
+def score_item(
+    raw: dict[str, Any], item: VStarItem, rating: int | None, cfg: ScoreConfig
+) -> ItemScore:
+    """Score one item (SPEC §7) from its raw record (the five answers) and What rating."""
+    official = cfg.mode == "official"
+    tious, vious, ats = [], [], []
+    for t_key, s_key in (
+        ("answer_temporal", "answer_spatial"),
+        ("answer_temporal_2", "answer_spatial_2"),
+    ):
+        if official:
+            tious.append(official_temporal_iou(item.span_s, official_time_answer(raw.get(t_key))))
+            per_box = _official_viou(raw, item, raw.get(s_key))
+        else:
+            span = parse_time_answer(raw.get(t_key))
+            tious.append(0.0 if span is None else interval_iou(item.span_s, span))
+            per_box = _default_viou(item, raw.get(s_key), cfg)
+        vious.append(sum(per_box) / len(per_box))
+        ats.append(tuple(sum(v >= t for v in per_box) / len(per_box) for t in VIOU_THRESHOLDS))
+    duration_s = round(item.duration_s, 2) if official else item.duration_s
+    return ItemScore(
+        index=item.index,
+        domain=item.domain,
+        duration=duration_class(duration_s),
+        scored=bool(raw.get("answer_vqa")) or not official,
+        rating=rating,
+        correct=rating is not None and rating >= 2,
+        tiou=(tious[0], tious[1]),
+        viou=(vious[0], vious[1]),
+        viou_at=(ats[0], ats[1]),
+    )
+
+
+def _lgm(values: Sequence[float | None], official: bool, notes: set[str]) -> float | None:
+    total = 0.0
+    for x in values:
+        if x is None:
+            return None
+        if x >= 1.0:
+            if official:
+                notes.add(
+                    "LGM undefined (a term is 1; the official script raises a math domain error)"
+                )
+                return None
+            notes.add(f"LGM: a term equal to 1 was clamped to 1 - {LGM_EPS:g}")
+            x = 1.0 - LGM_EPS
+        total += math.log(1.0 - x)
+    return -total / 3
+
+
+def aggregate(
+    items: Sequence[ItemScore], cfg: ScoreConfig, notes: set[str], *, denominator: int | None = None
+) -> GroupScores:
+    """Scores of ``items`` (SPEC §7). ``denominator``: the accuracy denominator (official overall
+    uses every item of the file; groups use the items scored)."""
+    official = cfg.mode == "official"
+    scored = [s for s in items if s.scored]
+    den = denominator if denominator is not None else len(scored)
+    acc = sum(s.correct for s in scored) / den if den else None
+    ratings = [max(s.rating, 0) for s in scored if s.rating is not None]  # -1 counts as 0
+    chains = []
+    for k in (0, 1):
+        tiou = _mean([s.tiou[k] for s in scored])
+        viou = _mean([s.viou[k] for s in scored])
+        r1 = tuple(_mean([float(s.tiou[k] >= t) for s in scored]) for t in R1_THRESHOLDS)
+        at = tuple(_mean([s.viou_at[k][j] for s in scored]) for j in range(len(VIOU_THRESHOLDS)))
+        parts = (acc, tiou, viou)
+        am = None if None in parts else sum(p for p in parts if p is not None) / 3
+        chains.append((tiou, viou, r1, at, am, _lgm(parts, official, notes)))
+    (t1, v1, r1_1, a1, am1, l1), (t2, v2, r1_2, a2, am2, l2) = chains
+    return GroupScores(
+        n=len(items),
+        n_scored=len(scored),
+        acc=acc,
+        mean_rating=_mean(ratings),
+        tiou=(t1, t2),
+        viou=(v1, v2),
+        r1=(r1_1, r1_2),
+        viou_at=(a1, a2),
+        am=(am1, am2),
+        lgm=(l1, l2),
+        mam=None if am1 is None or am2 is None else (am1 + am2) / 2,
+        mlgm=None if l1 is None or l2 is None else (l1 + l2) / 2,
+    )
+
+
+def _check(raw: Any, index: int, path: str) -> VStarItem:
+    if not isinstance(raw, dict) or not any(k in raw for k in ANSWER_KEYS):
+        msg = f"{path}: record {index} has none of {', '.join(ANSWER_KEYS)}: not a results file?"
+        raise DataError(msg, path=path, index=index)
+    item, issues = item_from_dict(raw, index)
+    if item is None:
+        first = next(i for i in issues if i.severity == "error")
+        raise DataError(f"{path}: {first}", path=path, index=index, field=first.field)
+    return item
+
+
+def _check_rating(rating: Any, raw: dict[str, Any], index: int, path: str) -> int | None:
+    if rating is not None and (
+        isinstance(rating, bool) or not isinstance(rating, int) or rating not in (-1, 0, 1, 2, 3)
+    ):
+        raise DataError(
+            f"{path}: rating {index} must be 0-3, -1 or null, got {rating!r:.40}",
+            path=path,
+            index=index,
+        )
+    if (rating is None) == bool(raw.get("answer_vqa")):
+        has = "has" if raw.get("answer_vqa") else "has no"
+        msg = f"{path}: rating {index} is {rating!r} but item {index} {has} What answer"
+        raise DataError(msg, path=path, index=index)
+    return rating
+
+
+def score_vstar(
+    records: Sequence[Any],
+    ratings: Sequence[Any],
+    cfg: ScoreConfig | None = None,
+    *,
+    results_path: str = "<results>",
+    ratings_path: str = "<ratings>",
+) -> VStarScores:
+    """Score raw result records with their What ratings (SPEC §7); :class:`DataError` names
+    the file and index of a bad record or rating."""
+    cfg = cfg or ScoreConfig()
+    if len(ratings) != len(records):
+        msg = f"{ratings_path}: {len(ratings)} ratings for {len(records)} results in {results_path}"
+        raise DataError(msg, path=ratings_path)
+    items = []
+    for i, raw in enumerate(records):
+        item = _check(raw, i, results_path)
+        items.append(score_item(raw, item, _check_rating(ratings[i], raw, i, ratings_path), cfg))
+    notes: set[str] = set()
+    official = cfg.mode == "official"
+    overall = aggregate(items, cfg, notes, denominator=len(items))
+
+    def groups(key: str) -> dict[str, GroupScores]:
+        names = sorted({getattr(s, key) for s in items})
+        return {n: aggregate([s for s in items if getattr(s, key) == n], cfg, notes) for n in names}
+
+    skipped = sum(not s.scored for s in items)
+    if official and skipped:
+        notes.add(f"{skipped} item(s) without a What answer left out of every IoU mean (official)")
+    if not official:
+        notes |= {
+            "default mode: seconds matched as numbers ('3.0' is second 3)",
+            "default mode: items without a What answer kept in every mean (What counted wrong)",
+            f"default mode: predicted boxes read in {cfg.box_space}, mapped to original pixels",
+            "default mode: durations not rounded; time answers parsed from text",
+        }
+    return VStarScores(
+        mode=cfg.mode,
+        overall=overall,
+        by_domain=groups("domain"),
+        by_duration=groups("duration"),
+        items=tuple(items),
+        notes=tuple(sorted(notes)),
+    )
+
+
+def _read_json_list(path: str | os.PathLike[str], what: str) -> list[Any]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: {what} file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read the {what} file: {exc}", path=str(p)) from exc
+    except json.JSONDecodeError as exc:
+        msg = f"{p}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise DataError(msg, path=str(p)) from exc
+    if not isinstance(data, list):
+        raise DataError(f"{p}: the {what} file must hold a JSON list", path=str(p))
+    return data
+
+
+def score_vstar_files(
+    results_path: str | os.PathLike[str],
+    ratings_path: str | os.PathLike[str],
+    cfg: ScoreConfig | None = None,
+) -> VStarScores:
+    """Read a results file and its ratings file (JSON lists) and score them (SPEC §7).
+
+    >>> score_vstar_files("results.json", "ratings.json").overall.mam  # doctest: +SKIP
+    0.25
+    """
+    records = _read_json_list(results_path, "results")
+    ratings = _read_json_list(ratings_path, "ratings")
+    return score_vstar(
+        records, ratings, cfg, results_path=str(results_path), ratings_path=str(ratings_path)
+    )
