@@ -17,5 +17,7 @@ def not_yet(command: str, what: str) -> int:
 
 
 def add_passthrough(parser: argparse.ArgumentParser) -> None:
-    """Accept any arguments so that the message above is shown instead of a usage error."""
-    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    """Accept any arguments, options included, so that the message above is shown instead of
+    a usage error (``o3video.cli.main`` lets such commands keep what it does not know)."""
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    parser.set_defaults(_accepts_any=True)
