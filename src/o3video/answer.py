@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from o3video.boxes import XYXY, BoxSpace, clamp_xyxy, convert_xyxy
+from o3video.boxes import XYXY, BoxSpace, clamp_xyxy
 from o3video.evidence import Trace, parse_trace
 from o3video.families import ModelFamily, get_family
 from o3video.video import Clip
@@ -141,18 +141,9 @@ def build_answer(
     trace = parse_trace(text)
     evidence = []
     for claim in trace.claims:
+        # The family is the one place that knows the model's box space.
         source = tuple(
-            clamp_xyxy(
-                convert_xyxy(
-                    box,
-                    fam.box_space,
-                    "source_px",
-                    source_wh=clip.source_wh,
-                    frame_wh=clip.frame_wh,
-                ),
-                clip.source_wh,
-            )
-            for box in claim.boxes
+            clamp_xyxy(fam.to_source_box(box, clip), clip.source_wh) for box in claim.boxes
         )
         if claim.t_s is not None:
             index: int | None = clip.nearest_frame(claim.t_s)
