@@ -41,7 +41,6 @@ Decisions:
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,8 +50,8 @@ import numpy as np
 from PIL import Image
 
 from o3video.answer import Answer, Evidence
-from o3video.boxes import WH, XYXY, clamp_xyxy, convert_xyxy
-from o3video.data.curate_steps import crop_box
+from o3video.boxes import WH, XYXY, convert_xyxy
+from o3video.crops import crop_frame
 from o3video.evidence import format_span, parse_span
 from o3video.models.base import Backend, BackendError, Request, SamplingParams
 from o3video.prompts import TASKS
@@ -226,12 +225,7 @@ def crop_evidence(
     """
     h, w = frame.shape[:2]
     box = convert_xyxy(box_source, "source_px", "frame_px", source_wh=source_wh, frame_wh=(w, h))
-    # within 1e-6 px of a pixel edge is on it: float noise must not widen a crop by a pixel
-    x1, y1, x2, y2 = (round(v, 6) for v in clamp_xyxy(box, (w, h)))
-    left, top = min(math.floor(x1), w - 1), min(math.floor(y1), h - 1)
-    right, bottom = max(math.ceil(x2), left + 1), max(math.ceil(y2), top + 1)
-    # crop_box (curation's verifier crops) enlarges; (0, 0, 1000, 1000) is the whole region
-    return crop_box(frame[top:bottom, left:right], (0.0, 0.0, 1000.0, 1000.0), min_side_px)
+    return crop_frame(frame, box, min_side_px=min_side_px)
 
 
 def evidence_crops(

@@ -22,7 +22,6 @@ converts them to 0–1.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from o3video.boxes import XYXY, area, clamp_xyxy, convert_xyxy, iou, order_xyxy
+from o3video.crops import crop_frame
 from o3video.data.curate_teacher import (
     CLAIM_TIME_DECIMALS,
     GRID,
@@ -105,16 +105,8 @@ def crop_box(frame: np.ndarray, box: XYXY, min_side_px: int = 64) -> Image.Image
     """The part of ``frame`` (``(H, W, 3)`` uint8) inside ``box`` (0–1000 grid), at least one
     pixel, enlarged (bicubic) so that its shorter side is at least ``min_side_px``."""
     h, w = frame.shape[:2]
-    x1, y1, x2, y2 = clamp_xyxy(convert_xyxy(box, "rel1000", "frame_px", frame_wh=(w, h)), (w, h))
-    left, top = min(math.floor(x1), w - 1), min(math.floor(y1), h - 1)
-    right, bottom = max(math.ceil(x2), left + 1), max(math.ceil(y2), top + 1)
-    crop = Image.fromarray(np.ascontiguousarray(frame[top:bottom, left:right]))
-    short = min(crop.size)
-    if short < min_side_px:
-        scale = min_side_px / short
-        size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-        crop = crop.resize(size, Image.Resampling.BICUBIC)
-    return crop
+    box_px = convert_xyxy(box, "rel1000", "frame_px", frame_wh=(w, h))
+    return crop_frame(frame, box_px, min_side_px=min_side_px)
 
 
 def parse_yes_no(text: str) -> bool | None:
