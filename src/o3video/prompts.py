@@ -123,6 +123,17 @@ SYSTEM_PROMPT_SPATIAL_IMAGE = (
 )
 """Spatial grounding on one image (STGR ``visual QA``)."""
 
+SYSTEM_PROMPT_VSTAR_WHERE = (
+    _HEAD + "The user provides a video and asks where an object is at given seconds, and the "
+    "Assistant locates it. "
+    + _THINK
+    + _GROUNDED
+    + "The answer must be a JSON object that maps each second to the object's bounding box "
+    '[x1, y1, x2, y2], like {"3": [x1, y1, x2, y2]}.'
+)
+"""V-STaR's Where questions (:mod:`o3video.eval.vstar`). Ours: the published checkpoint has
+no prompt for them."""
+
 SYSTEM_PROMPTS: dict[str, str] = {
     "free_form": SYSTEM_PROMPT_FREE_FORM,
     "mcq": SYSTEM_PROMPT_MCQ,

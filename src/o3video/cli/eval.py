@@ -1,4 +1,9 @@
-"""`o3video eval`: score a model on a benchmark (V-STaR, SPEC §7).
+"""`o3video eval`: run and score a model on a benchmark (V-STaR, SPEC §7), compare runs.
+
+``o3video eval vstar --model M --data D --out RUN`` runs the five V-STaR generations per
+item, resumably (``--shard i/n`` and ``eval merge RUN`` split it across processes), judges
+the What answers and writes the scores and a report (:mod:`o3video.cli.eval_vstar`).
+``o3video eval report RUN...`` compares finished runs.
 
 ``o3video eval vstar-score RESULTS.json --judgements RATINGS.json`` scores a results file in the
 official format (a JSON list of V-STaR items, each with ``answer_vqa``, ``answer_temporal``,
@@ -7,8 +12,6 @@ official format (a JSON list of V-STaR items, each with ``answer_vqa``, ``answer
 It prints Acc, tIoU, vIoU, AM, LGM per chain, mAM and mLGM, R1@{0.3,0.5,0.7}, vIoU@{0.1..0.9},
 per domain and per duration. ``--mode official`` reproduces the official eval.py exactly,
 ``--mode default`` (the default) fixes its defects and lists what it changed.
-
-``o3video eval vstar`` (the generation runner) is not available in this version yet.
 """
 
 from __future__ import annotations
@@ -17,24 +20,22 @@ import argparse
 import json
 from pathlib import Path
 
-from o3video.cli._pending import add_passthrough, not_yet
+from o3video.cli import eval_report, eval_vstar
 from o3video.eval.vstar_score import (
-    R1_THRESHOLDS,
-    VIOU_THRESHOLDS,
-    GroupScores,
     ScoreConfig,
-    VStarScores,
+    format_table,
     score_vstar_files,
 )
 from o3video.video import DEFAULT_MAX_PIXELS, QWEN25_FACTOR
 
 NAME = "eval"
-HELP = "score a model on a benchmark (V-STaR): vstar-score works, vstar not yet"
+HELP = "run and score a model on a benchmark (V-STaR), compare runs"
 EXAMPLES = """examples:
   o3video eval vstar-score results.json --judgements ratings.json
   o3video eval vstar-score results.json --judgements ratings.json --mode official --json
   o3video eval vstar-score results.json --judgements ratings.json --box-space frame_px
-  o3video eval vstar --model PATH          # not available in this version yet
+  o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval --out runs/ev
+  o3video eval report runs/ev runs/ev-sft --published
 """
 
 
@@ -48,8 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _score_arguments(score)
-    runner = sub.add_parser("vstar", help="run a model on V-STaR (not available yet)")
-    add_passthrough(runner)
+    runner = sub.add_parser(
+        "vstar",
+        help="run a model on V-STaR (resumable, shardable), judge and score it",
+        description=eval_vstar.__doc__,
+        epilog=eval_vstar.RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eval_vstar.add_run_arguments(runner)
+    merge = sub.add_parser(
+        "merge",
+        help="join the shards of a V-STaR run, judge and score it",
+        description=eval_vstar.__doc__,
+        epilog=eval_vstar.MERGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eval_vstar.add_merge_arguments(merge)
+    report = sub.add_parser(
+        "report",
+        help="compare finished runs: markdown table, CSV and bar chart",
+        description=eval_report.__doc__,
+        epilog=eval_report.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eval_report.add_arguments(report)
 
 
 def _score_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +97,13 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.eval_command == "vstar-score":
         return _run_score(args)
-    return not_yet(f"{NAME} vstar", "the V-STaR generation runner")
+    if args.eval_command == "vstar":
+        return eval_vstar.run_vstar_command(args)
+    if args.eval_command == "merge":
+        return eval_vstar.run_merge_command(args)
+    if args.eval_command == "report":
+        return eval_report.run(args)
+    raise AssertionError(args.eval_command)
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -87,35 +116,3 @@ def _run_score(args: argparse.Namespace) -> int:
     else:
         print(format_table(scores))
     return 0
-
-
-def _pct(x: float | None) -> str:
-    # One space before every cell: LGM is unbounded (a clamped perfect term gives ~2072 %).
-    return "    n/a" if x is None else f" {100 * x:6.1f}"
-
-
-def _at(thresholds: tuple[float, ...], values: tuple[float | None, ...]) -> str:
-    return ", ".join(f"@{t:g} {_pct(v).strip()}" for t, v in zip(thresholds, values, strict=True))
-
-
-def _row(label: str, g: GroupScores) -> str:
-    cells = (g.acc, g.tiou[0], g.tiou[1], g.viou[0], g.viou[1], g.mam)
-    return f"{label:<16}{g.n:>6}" + "".join(_pct(c) for c in cells) + f"{_pct(g.mlgm)}"
-
-
-def format_table(scores: VStarScores) -> str:
-    """The readable report: one row per group (in %), then recall thresholds and notes."""
-    head = f"{'V-STaR (' + scores.mode + ')':<16}{'n':>6}" + "".join(
-        f" {h:>6}" for h in ("What", "When1", "When2", "Where1", "Where2", "mAM", "mLGM")
-    )
-    lines = [head, _row("all", scores.overall)]
-    lines += [_row(f"  {k}", g) for k, g in scores.by_duration.items()]
-    lines += [_row(f"  {k}", g) for k, g in scores.by_domain.items()]
-    o = scores.overall
-    for k in (0, 1):
-        r1, at = _at(R1_THRESHOLDS, o.r1[k]), _at(VIOU_THRESHOLDS, o.viou_at[k])
-        lines.append(f"chain {k + 1}: AM {_pct(o.am[k]).strip()}, LGM {_pct(o.lgm[k]).strip()}")
-        lines.append(f"  tIoU R1 {r1}")
-        lines.append(f"  vIoU    {at}")
-    lines += [f"note: {n}" for n in scores.notes]
-    return "\n".join(lines)

@@ -67,6 +67,7 @@ from o3video.data.curate_teacher import (
 )
 from o3video.errors import DataError, O3VideoError, VideoDecodeError
 from o3video.evidence import format_claim, parse_trace
+from o3video.jsonl import read_lines
 from o3video.models.base import Backend, SamplingParams
 from o3video.video import sample_frames
 
@@ -294,14 +295,7 @@ class _Journal:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def _read(self) -> None:
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):  # a line cut by a crash: not finished
-            cut = data.rfind(b"\n") + 1
-            logger.warning("%s: discarding a cut last line (%d bytes)", self.path, len(data) - cut)
-            with open(self.path, "r+b") as f:
-                f.truncate(cut)
-            data = data[:cut]
-        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        for n, line in read_lines(self.path):
             try:
                 entry = json.loads(line)
                 self.entries[entry["video"]] = entry

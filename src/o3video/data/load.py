@@ -235,6 +235,21 @@ def collect(
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def read_json(path: str | os.PathLike[str], what: str = "JSON") -> Any:
+    """The JSON value of a whole file; :class:`DataError` naming the file (and ``what`` it
+    should hold) when it is missing, unreadable or malformed (with line and column)."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: {what} file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: cannot read the {what} file: {exc}", path=str(p)) from exc
+    except json.JSONDecodeError as exc:
+        msg = f"{p}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise DataError(msg, path=str(p)) from exc
+
+
 def _skip_ws(text: str, pos: int) -> int:
     m = _WS.match(text, pos)
     return m.end() if m else pos

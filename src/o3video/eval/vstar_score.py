@@ -26,7 +26,6 @@ script would crash or print nan. ``mode="default"`` fixes these and says so in `
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from o3video.boxes import XYXY, convert_xyxy, interval_iou, iou
+from o3video.data.load import read_json
 from o3video.data.vstar import VStarItem, item_from_dict
 from o3video.errors import BoxSpaceError, DataError
 from o3video.eval.vstar_parse import (
@@ -349,15 +349,7 @@ def score_vstar(
 
 def _read_json_list(path: str | os.PathLike[str], what: str) -> list[Any]:
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{p}: {what} file not found", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p}: cannot read the {what} file: {exc}", path=str(p)) from exc
-    except json.JSONDecodeError as exc:
-        msg = f"{p}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        raise DataError(msg, path=str(p)) from exc
+    data = read_json(p, what)
     if not isinstance(data, list):
         raise DataError(f"{p}: the {what} file must hold a JSON list", path=str(p))
     return data
@@ -378,3 +370,35 @@ def score_vstar_files(
     return score_vstar(
         records, ratings, cfg, results_path=str(results_path), ratings_path=str(ratings_path)
     )
+
+
+def _pct(x: float | None) -> str:
+    # One space before every cell: LGM is unbounded (a clamped perfect term gives ~2072 %).
+    return "    n/a" if x is None else f" {100 * x + 0.0:6.1f}"
+
+
+def _at(thresholds: tuple[float, ...], values: tuple[float | None, ...]) -> str:
+    return ", ".join(f"@{t:g} {_pct(v).strip()}" for t, v in zip(thresholds, values, strict=True))
+
+
+def _row(label: str, g: GroupScores) -> str:
+    cells = (g.acc, g.tiou[0], g.tiou[1], g.viou[0], g.viou[1], g.mam)
+    return f"{label:<16}{g.n:>6}" + "".join(_pct(c) for c in cells) + f"{_pct(g.mlgm)}"
+
+
+def format_table(scores: VStarScores) -> str:
+    """The readable report: one row per group (in %), then recall thresholds and notes."""
+    head = f"{'V-STaR (' + scores.mode + ')':<16}{'n':>6}" + "".join(
+        f" {h:>6}" for h in ("What", "When1", "When2", "Where1", "Where2", "mAM", "mLGM")
+    )
+    lines = [head, _row("all", scores.overall)]
+    lines += [_row(f"  {k}", g) for k, g in scores.by_duration.items()]
+    lines += [_row(f"  {k}", g) for k, g in scores.by_domain.items()]
+    o = scores.overall
+    for k in (0, 1):
+        r1, at = _at(R1_THRESHOLDS, o.r1[k]), _at(VIOU_THRESHOLDS, o.viou_at[k])
+        lines.append(f"chain {k + 1}: AM {_pct(o.am[k]).strip()}, LGM {_pct(o.lgm[k]).strip()}")
+        lines.append(f"  tIoU R1 {r1}")
+        lines.append(f"  vIoU    {at}")
+    lines += [f"note: {n}" for n in scores.notes]
+    return "\n".join(lines)

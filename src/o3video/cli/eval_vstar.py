@@ -1,0 +1,219 @@
+"""`o3video eval vstar` and `o3video eval merge`: run a model on V-STaR, resumably.
+
+``eval vstar`` asks the five questions of every item (SPEC §7; :mod:`o3video.eval.vstar`)
+and appends one JSON line per finished item to ``RUN_DIR/items.jsonl``; running the same
+command again resumes where it stopped. ``--shard i/n`` runs every n-th item (from item i,
+0-based) into its own file, so that n processes or GPUs share the work; ``eval merge RUN_DIR``
+then joins the shards. When every item has a record, the What answers are judged, the run is
+scored and ``results.json`` (official format), ``judgements.json``, ``scores.json`` and
+``report.md`` are written.
+
+``--data`` is a V-STaR file (``V_STaR_test.json``, videos under ``--videos``, default its
+folder) or a folder holding one: a synthetic corpus (``o3video data synth``; its
+``vstar.json``, judged by exact match) or the dataset's folder (``V_STaR_test.json`` and
+``videos/``). Real V-STaR needs an LLM judge: ``--judge MODEL`` (the official one is
+Qwen2.5-72B-Instruct, e.g. served: ``--judge-backend openai --judge-base-url URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from o3video.cli._progress import ProgressLine, format_duration
+from o3video.errors import DataError
+from o3video.eval.judge import Judge, make_judge
+from o3video.eval.runner import Shard
+from o3video.eval.vstar import (
+    RunError,
+    VideoSettings,
+    finish,
+    read_run_json,
+    run_items_of,
+    run_vstar,
+    score_config_for,
+)
+from o3video.families import get_family
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+
+RUN_EXAMPLES = """examples:
+  o3video data synth runs/synth-eval --videos 20 --seed 1000
+  o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \\
+      --out runs/eval/tiny-gspo
+  o3video eval vstar --model ckpt/ --data V-STaR/ --judge Qwen/Qwen2.5-72B-Instruct \\
+      --judge-backend openai --judge-base-url http://127.0.0.1:8000/v1 --out runs/eval/7b
+  for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i o3video eval vstar --model ckpt/ \\
+      --data V-STaR/ --backend vllm --shard $i/4 --out runs/eval/7b & done; wait
+  o3video eval merge runs/eval/7b --judge Qwen/Qwen2.5-72B-Instruct --judge-backend openai \\
+      --judge-base-url http://127.0.0.1:8000/v1
+"""
+
+MERGE_EXAMPLES = """examples:
+  o3video eval merge runs/eval/7b --judge exact
+  o3video eval merge runs/eval/7b --judge Qwen/Qwen2.5-72B-Instruct --mode official
+"""
+
+
+def _judge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="'exact' (synthetic world) or the judge model; default: exact for synthetic data",
+    )
+    p.add_argument("--judge-backend", choices=("hf", "vllm", "openai"), default="hf")
+    p.add_argument("--judge-base-url", default=None, help="openai judge: http://host:port/v1")
+    p.add_argument("--mode", choices=("default", "official"), default="default")
+    p.add_argument("--label", default=None, help="the run's name in reports")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="checkpoint directory or hub name")
+    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    p.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
+    p.add_argument("--device", default=None, help="hf backend: cuda, cpu, cuda:1 ...")
+    p.add_argument(
+        "--family",
+        default=None,
+        choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
+        help="openai backend: the served model's family; default qwen2_5_vl",
+    )
+    p.add_argument("--data", type=Path, required=True, help="V-STaR file or folder")
+    p.add_argument("--videos", type=Path, default=None, help="video folder (default: --data's)")
+    p.add_argument("--out", type=Path, required=True, help="the run folder (resumable)")
+    p.add_argument("--shard", type=Shard.parse, default=Shard(), help="i/n: this process's share")
+    p.add_argument("--batch-size", type=int, default=1, help="items per generate call")
+    p.add_argument("--limit", type=int, default=None, help="only the first N items")
+    p.add_argument("--retry-errors", action="store_true", help="run failed items again")
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--max-frames", type=int, default=16)
+    p.add_argument("--min-frames", type=int, default=4)
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    _judge_arguments(p)
+
+
+def add_merge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a run folder of `o3video eval vstar`")
+    _judge_arguments(p)
+
+
+def resolve_data(data: Path, videos: Path | None) -> tuple[Path, Path, bool]:
+    """(V-STaR file, media root, synthetic?) from ``--data`` and ``--videos``."""
+    if data.is_dir():
+        names = ("vstar.json", "V_STaR_test.json")
+        found = next((data / n for n in names if (data / n).is_file()), None)
+        if found is None:
+            raise DataError(f"{data}: no {' or '.join(names)} in this folder", path=str(data))
+        file = found
+    elif data.is_file():
+        file = data
+    else:
+        raise DataError(f"{data}: no such file or folder", path=str(data))
+    manifest = file.parent / "manifest.json"
+    synthetic = False
+    if manifest.is_file():
+        try:
+            synthetic = "synthetic" in str(json.loads(manifest.read_text()).get("generator", ""))
+        except (json.JSONDecodeError, AttributeError):
+            synthetic = False
+    return file, videos or file.parent, synthetic
+
+
+def _judge(args: argparse.Namespace, run_dir: Path, synthetic: bool) -> Judge:
+    spec = args.judge or ("exact" if synthetic else None)
+    if spec is None:
+        raise RunError(
+            "V-STaR's What answers need a judge: --judge MODEL (the official judge is "
+            "Qwen2.5-72B-Instruct) or --judge exact (exact match, for the synthetic world)"
+        )
+    options: dict[str, Any] = {}
+    if args.judge_backend == "openai":
+        if not args.judge_base_url:
+            raise RunError("--judge-backend openai needs --judge-base-url")
+        options["base_url"] = args.judge_base_url
+    return make_judge(
+        spec, backend=args.judge_backend, cache=run_dir / "judge_cache.jsonl", **options
+    )
+
+
+def _print_scores(args: argparse.Namespace, run_dir: Path, synthetic: bool) -> int:
+    meta = read_run_json(run_dir)
+    settings = meta["settings"]
+    items = run_items_of(run_dir)
+    video = VideoSettings(**settings["video"])
+    cfg = score_config_for(get_family(settings["family"]), video, args.mode)
+    done = finish(run_dir, items, _judge(args, run_dir, synthetic), cfg, label=args.label)
+    if args.json:
+        print(json.dumps(done.scores.to_dict()))
+    else:
+        print(done.files["report"].read_text(encoding="utf-8"))
+        print(f"wrote {', '.join(str(p) for p in done.files.values())}", file=sys.stderr)
+    return 0
+
+
+def run_vstar_command(args: argparse.Namespace) -> int:
+    from o3video.models.load import load_backend
+
+    if args.backend == "openai" and not args.base_url:
+        raise RunError("--backend openai needs --base-url")
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise RunError("--batch-size and --limit must be at least 1")
+    file, root, synthetic = resolve_data(args.data, args.videos)
+    options: dict[str, Any] = {}
+    if args.backend == "openai":
+        options["base_url"] = args.base_url
+    elif args.backend == "hf" and args.device:
+        options["device"] = args.device
+    backend = load_backend(args.model, args.backend, **options)
+    family = getattr(backend, "family", None) or get_family(args.family or "qwen2_5_vl")
+    video = VideoSettings(
+        fps=args.fps,
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
+    _, stats = run_vstar(
+        backend,
+        family,
+        file,
+        args.out,
+        media_root=root,
+        video=video,
+        max_new_tokens=args.max_new_tokens,
+        shard=args.shard,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        retry_errors=args.retry_errors,
+        progress=ProgressLine("items"),
+    )
+    per_item = stats.process_s / max(stats.done, 1)
+    print(
+        f"{stats.done} item(s) run, {stats.skipped} already done, {stats.errors} error(s); "
+        f"{format_duration(stats.wall_s)} ({per_item:.2f} s/item)",
+        file=sys.stderr,
+    )
+    if stats.errors:
+        print(f"failed: {', '.join(stats.error_ids[:10])} (see {args.out})", file=sys.stderr)
+    if args.shard.count > 1:
+        print(
+            f"shard {args.shard.index}/{args.shard.count} done; when every shard is: "
+            f"o3video eval merge {args.out}",
+            file=sys.stderr,
+        )
+        return 1 if stats.errors else 0
+    if stats.errors:
+        print("not scored: re-run with --retry-errors once the cause is fixed", file=sys.stderr)
+        return 1
+    return _print_scores(args, args.out, synthetic)
+
+
+def run_merge_command(args: argparse.Namespace) -> int:
+    settings = read_run_json(args.run_dir)["settings"]
+    _, _, synthetic = resolve_data(Path(settings["data"]), Path(settings["media_root"]))
+    return _print_scores(args, args.run_dir, synthetic)

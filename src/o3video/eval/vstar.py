@@ -1,0 +1,480 @@
+"""The V-STaR protocol (SPEC §7): five generations per item, then judging and scoring.
+
+Per item, none conditioned on the model's own earlier output:
+
+========  =================  ====================================================================
+key       result field       what the model is asked
+========  =================  ====================================================================
+what      ``answer_vqa``     the question (free text; the grounded free-form prompt)
+when_1    ``answer_temporal``  the temporal question → ``From <t>a</t>s to <t>b</t>s``
+where_1   ``answer_spatial``   the spatial question at the ground-truth whole seconds
+                               ``range(ceil(start), floor(end) + 1)`` → JSON ``{"s": box}``
+where_2   ``answer_spatial_2`` spatial_question_2, told how many boxes (the ground-truth count)
+when_2    ``answer_temporal_2`` the temporal question, given the ground-truth boxes (untimed)
+                                 and the frame size they refer to
+========  =================  ====================================================================
+
+Boxes shown to the model and asked from it are in the model family's box space (resized-frame
+pixels for Qwen2.5-VL, 0–1000 for Qwen3-VL); scoring maps predicted boxes back to the original
+frame (``ScoreConfig(box_space=...)``), which the official script never did. Each result field
+holds the text of the reply's ``<answer>`` section (the whole reply when it has none); the raw
+replies are kept in the run's ``items.jsonl``.
+
+:func:`item_prompts` gives the five prompts; :func:`make_process` the runner's ``process``;
+:func:`run_vstar` runs, resumes and finishes a run folder (``run.json``, ``items*.jsonl``,
+``results.json``, ``judgements.json``, ``scores.json``, ``report.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import o3video
+from o3video.boxes import WH
+from o3video.data.load import json_entries
+from o3video.data.vstar import VStarItem, load_vstar, vstar_video_path
+from o3video.errors import DataError, O3VideoError
+from o3video.eval.judge import Judge, JudgeItem
+from o3video.eval.runner import Merged, RunStats, Shard, merge_records, run_items
+from o3video.eval.vstar_score import (
+    AnswerSpace,
+    ScoreConfig,
+    VStarScores,
+    format_table,
+    score_vstar,
+)
+from o3video.evidence import parse_trace
+from o3video.families import ModelFamily
+from o3video.models.base import Backend, Request, SamplingParams
+from o3video.prompts import (
+    SYSTEM_PROMPT_FREE_FORM,
+    SYSTEM_PROMPT_TEMPORAL,
+    SYSTEM_PROMPT_VSTAR_WHERE,
+    build_messages,
+)
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+
+logger = logging.getLogger(__name__)
+
+PROMPT_VERSION = "o3video-vstar-1"
+"""Changes whenever a prompt below changes: a run folder refuses to resume across versions."""
+
+GENERATIONS: tuple[tuple[str, str], ...] = (
+    ("what", "answer_vqa"),
+    ("when_1", "answer_temporal"),
+    ("where_1", "answer_spatial"),
+    ("where_2", "answer_spatial_2"),
+    ("when_2", "answer_temporal_2"),
+)
+"""(generation key, result field), in the order they are generated."""
+
+
+class RunError(O3VideoError):
+    """A run folder cannot be resumed or finished as asked (its settings differ, items
+    are missing, ...). The message says what to do."""
+
+
+def whole_seconds(span_s: tuple[float, float]) -> list[int]:
+    """The seconds chain 1's Where asks about: ``range(ceil(start), floor(end) + 1)``.
+
+    >>> whole_seconds((1.5, 4.0))
+    [2, 3, 4]
+    """
+    return list(range(math.ceil(span_s[0]), math.floor(span_s[1]) + 1))
+
+
+def space_note(family: ModelFamily, frame_wh: WH) -> str:
+    """How boxes are written for ``family``, told to the model in the Where prompts."""
+    if family.box_space == "rel1000":
+        return "Boxes are [x1, y1, x2, y2] on a 0-1000 scale of the frame's width and height."
+    if family.box_space == "frame_px":
+        return f"Boxes are [x1, y1, x2, y2] in pixels of the {frame_wh[0]}x{frame_wh[1]} frames."
+    return "Boxes are [x1, y1, x2, y2] in pixels of the original video."
+
+
+def _box_text(box: Sequence[float]) -> str:
+    return "[" + ", ".join(str(round(v)) for v in box) + "]"
+
+
+def item_prompts(item: VStarItem, family: ModelFamily, frame_wh: WH) -> list[tuple[str, str, str]]:
+    """The five ``(key, system prompt, user text)`` of ``item`` (module docstring), with
+    boxes in ``family``'s space for frames of ``frame_wh``."""
+    note = space_note(family, frame_wh)
+    seconds = whole_seconds(item.span_s)
+    example = ", ".join(f'"{s}": [x1, y1, x2, y2]' for s in seconds[:2])
+    where_1 = (
+        f"{item.spatial_question}\nGive the object's bounding box at each of these seconds: "
+        f"{', '.join(str(s) for s in seconds)}. {note} "
+        f"Answer with a JSON object mapping each second to its box, like {{{example}}}."
+    )
+    n = len(item.boxes)
+    where_2 = (
+        f"{item.spatial_question_2}\nGive {n} bounding box{'es' if n != 1 else ''}, one per "
+        f"whole second while it happens. {note} "
+        "Answer with a JSON object mapping each second to its box."
+    )
+    gt_boxes = [
+        family.from_source_box(b.xyxy, source_wh=item.frame_wh, frame_wh=frame_wh)
+        for b in item.boxes
+    ]
+    when_2 = (
+        f"{item.temporal_question}\nThe object is at these boxes, in time order: "
+        f"{', '.join(_box_text(b) for b in gt_boxes)}. {note}"
+    )
+    return [
+        ("what", SYSTEM_PROMPT_FREE_FORM, item.question),
+        ("when_1", SYSTEM_PROMPT_TEMPORAL, item.temporal_question),
+        ("where_1", SYSTEM_PROMPT_VSTAR_WHERE, where_1),
+        ("where_2", SYSTEM_PROMPT_VSTAR_WHERE, where_2),
+        ("when_2", SYSTEM_PROMPT_TEMPORAL, when_2),
+    ]
+
+
+def answer_part(text: str) -> str:
+    """The text of a reply's ``<answer>`` section, or the whole reply (stripped).
+
+    >>> answer_part("<think>x</think><answer> the red circle </answer>")
+    'the red circle'
+    >>> answer_part("From 2 to 4")
+    'From 2 to 4'
+    """
+    answer = parse_trace(text).answer
+    return answer if answer is not None else text.strip()
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How frames are sampled for the model (as in its training): SPEC §3."""
+
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 16
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def item_id(item: VStarItem) -> str:
+    """The runner's key of an item: its position in the file and its video."""
+    return f"{item.index}:{item.vid}"
+
+
+class _ClipCache:
+    """The last decoded clip (consecutive items often share a video)."""
+
+    def __init__(self, media_root: Path, family: ModelFamily, video: VideoSettings) -> None:
+        self.media_root, self.family, self.video = media_root, family, video
+        self.key: str | None = None
+        self.clip: Clip | None = None
+
+    def get(self, vid: str) -> Clip:
+        if self.key != vid or self.clip is None:
+            v = self.video
+            self.clip = sample_frames(
+                vstar_video_path(self.media_root, vid),
+                fps=v.fps,
+                min_frames=v.min_frames,
+                max_frames=v.max_frames,
+                min_pixels=v.min_pixels,
+                max_pixels=v.max_pixels,
+                factor=self.family.factor,
+            )
+            self.key = vid
+        return self.clip
+
+
+def make_process(
+    backend: Backend,
+    family: ModelFamily,
+    media_root: str | os.PathLike[str],
+    video: VideoSettings,
+    params: SamplingParams,
+) -> Callable[[Sequence[VStarItem]], list[dict[str, Any]]]:
+    """The runner's ``process``: for a batch of items, decode each video, ask the five
+    prompts of every item in one ``backend.generate`` call, and return per item the raw
+    replies, the five result fields and timings."""
+    clips = _ClipCache(Path(media_root), family, video)
+
+    def process(batch: Sequence[VStarItem]) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        requests, decode_s = [], []
+        for item in batch:
+            t_item = time.perf_counter()
+            clip = clips.get(item.vid)
+            decode_s.append(time.perf_counter() - t_item)
+            if clip.source_wh != item.frame_wh:
+                logger.warning(
+                    "item %d: the video is %dx%d, the item says %dx%d; boxes are scored in "
+                    "the item's size", item.index, *clip.source_wh, *item.frame_wh,
+                )  # fmt: skip
+            for key, system, text in item_prompts(item, family, clip.frame_wh):
+                messages = build_messages(clip, text, system_prompt=system)
+                requests.append(Request(messages, id=f"{item_id(item)}:{key}", clip=clip))
+        t1 = time.perf_counter()
+        texts = backend.generate(requests, params)
+        t2 = time.perf_counter()
+        out = []
+        n = len(GENERATIONS)
+        for k, item in enumerate(batch):
+            replies = [t[0] if t else "" for t in texts[k * n : (k + 1) * n]]
+            record: dict[str, Any] = {"index": item.index, "vid": item.vid}
+            record["raw"] = {
+                key: reply for (key, _), reply in zip(GENERATIONS, replies, strict=True)
+            }
+            for (_, field), reply in zip(GENERATIONS, replies, strict=True):
+                record[field] = answer_part(reply)
+            share = 1 / len(batch)
+            record["timings"] = {
+                "decode_s": decode_s[k],
+                "prepare_s": (t1 - t0 - sum(decode_s)) * share,
+                "generate_s": (t2 - t1) * share,
+            }
+            out.append(record)
+        t3 = time.perf_counter()
+        for record in out:
+            record["timings"]["parse_s"] = (t3 - t2) / len(batch)
+        return out
+
+    return process
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides a run's records; stored in ``run.json`` and compared when a
+    run is resumed."""
+
+    model: str
+    family: str
+    data: str
+    data_sha256: str
+    media_root: str
+    video: VideoSettings
+    max_new_tokens: int
+    prompt_version: str = PROMPT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_run_json(run_dir: Path, settings: RunSettings, limit: int | None = None) -> None:
+    """Write ``run.json``, or check that the one there has the same settings (``limit``,
+    the number of items run, may change: it is updated)."""
+    path = run_dir / "run.json"
+    mine = json.loads(json.dumps(settings.to_dict()))
+    meta = {"benchmark": "vstar", "o3video": o3video.__version__, "limit": limit}
+    if path.exists():
+        theirs = read_run_json(run_dir)["settings"]
+        diff = [k for k in mine if theirs.get(k) != mine[k]]
+        if diff:
+            lines = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} now" for k in diff)
+            raise RunError(
+                f"{run_dir} holds a run with other settings ({lines}); "
+                "use a new --out folder, or the same settings to resume"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta["settings"] = mine
+    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: no run.json; is this a run folder?") from None
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: malformed JSON: {exc.msg}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise RunError(f"{path}: expected an object with 'settings'")
+    return data
+
+
+def load_items(data: str | os.PathLike[str], media_root: str | os.PathLike[str]) -> list[VStarItem]:
+    """The usable items of a V-STaR file (bad ones are skipped with a logged report)."""
+    loaded = load_vstar(data, media_root)
+    if loaded.skipped:
+        logger.warning("%s: %d item(s) skipped as unusable", data, len(loaded.skipped))
+    if not loaded.records:
+        raise DataError(f"{data}: no usable V-STaR item", path=os.fspath(data))
+    return list(loaded.records)
+
+
+def results_file(
+    data: str | os.PathLike[str], merged: Merged, items: Sequence[VStarItem]
+) -> list[dict[str, Any]]:
+    """Official-format results: each raw V-STaR entry with the five answer fields."""
+    raw = dict(json_entries(Path(data)))
+    out = []
+    by_id = {r["id"]: r for r in merged.records}
+    for item in items:
+        record = by_id[item_id(item)]
+        entry = dict(raw[item.index])
+        for _, field in GENERATIONS:
+            entry[field] = record.get(field, "")
+        out.append(entry)
+    return out
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run: its scores and the files written."""
+
+    scores: VStarScores
+    files: dict[str, Path]
+    judge_stats: dict[str, Any]
+
+
+def finish(
+    run_dir: str | os.PathLike[str],
+    items: Sequence[VStarItem],
+    judge: Judge,
+    cfg: ScoreConfig,
+    *,
+    label: str | None = None,
+) -> Finished:
+    """Merge the run's records, judge the What answers, score (SPEC §7), write the files.
+
+    Raises :class:`RunError` when items have no record yet (a shard still running) or
+    ended in error (re-run with ``--retry-errors``)."""
+    out = Path(run_dir)
+    meta = read_run_json(out)
+    settings = meta["settings"]
+    merged = merge_records(out, [item_id(i) for i in items])
+    if merged.missing:
+        raise RunError(
+            f"{out}: {len(merged.missing)} of {len(items)} item(s) have no record yet "
+            f"(first: {merged.missing[0]}); run the missing shards, then merge"
+        )
+    if merged.errors:
+        first = next(r for r in merged.records if r["id"] == merged.errors[0])
+        raise RunError(
+            f"{out}: {len(merged.errors)} item(s) ended in error (first: {first['id']}: "
+            f"{first.get('error')}); fix the cause and re-run with --retry-errors"
+        )
+    results = results_file(settings["data"], merged, items)
+    asked = [
+        JudgeItem(i.question, i.answer, r["answer_vqa"])
+        for i, r in zip(items, results, strict=True)
+    ]
+    ratings = judge.rate(asked)
+    scores = score_vstar(results, ratings, cfg, results_path=str(out / "results.json"))
+    files = {
+        "results": out / "results.json",
+        "judgements": out / "judgements.json",
+        "scores": out / "scores.json",
+        "report": out / "report.md",
+    }
+    files["results"].write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    files["judgements"].write_text(json.dumps(ratings) + "\n")
+    stats = dataclasses.asdict(judge.stats)
+    doc = {
+        "benchmark": "vstar",
+        "model": settings["model"],
+        "label": label,
+        "mode": cfg.mode,
+        "judge": judge.name,
+        "judge_stats": stats,
+        "scores": scores.to_dict(),
+    }
+    files["scores"].write_text(json.dumps(doc, indent=1) + "\n")
+    report = [
+        f"# V-STaR: {label or settings['model']}",
+        "",
+        f"- data: `{settings['data']}` ({len(items)} items), judge: {judge.name}",
+        f"- frames: {settings['video']}, prompts: {settings['prompt_version']}",
+        "",
+        "```",
+        format_table(scores),
+        "```",
+        "",
+    ]
+    files["report"].write_text("\n".join(report), encoding="utf-8")
+    return Finished(scores, files, stats)
+
+
+def score_config_for(family: ModelFamily, video: VideoSettings, mode: str) -> ScoreConfig:
+    """Scoring that maps the model's boxes back to original pixels (default mode), or the
+    official rules (no mapping)."""
+    if mode == "official":
+        return ScoreConfig(mode="official")
+    if family.box_space not in ("source_px", "frame_px", "rel1000"):
+        raise ValueError(f"family {family.name}: cannot score boxes in {family.box_space}")
+    space: AnswerSpace = family.box_space
+    return ScoreConfig(
+        mode="default",
+        box_space=space,
+        max_pixels=video.max_pixels,
+        min_pixels=video.min_pixels,
+        factor=family.factor,
+    )
+
+
+def run_items_of(run_dir: str | os.PathLike[str]) -> list[VStarItem]:
+    """The items of a run folder, from its ``run.json`` (data, media root and limit)."""
+    meta = read_run_json(Path(run_dir))
+    settings = meta["settings"]
+    return load_items(settings["data"], settings["media_root"])[: meta.get("limit")]
+
+
+def run_vstar(
+    backend: Backend,
+    family: ModelFamily,
+    data: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    *,
+    media_root: str | os.PathLike[str] | None = None,
+    video: VideoSettings | None = None,
+    max_new_tokens: int = 512,
+    shard: Shard | None = None,
+    batch_size: int = 1,
+    limit: int | None = None,
+    retry_errors: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[VStarItem], RunStats]:
+    """Generate (or resume generating) the records of ``shard`` into ``run_dir``: greedy
+    decoding, seed 0. ``limit`` keeps the first items of the file (a later run may raise it
+    and resume). Returns the items of the whole run and what the runner did."""
+    video = video or VideoSettings()
+    root = Path(media_root) if media_root is not None else Path(data).parent
+    items = load_items(data, root)[:limit]
+    settings = RunSettings(
+        model=backend.name,
+        family=family.name,
+        data=os.fspath(Path(data).resolve()),
+        data_sha256=file_sha256(data),
+        media_root=os.fspath(root.resolve()),
+        video=video,
+        max_new_tokens=max_new_tokens,
+    )
+    out = Path(run_dir)
+    check_run_json(out, settings, limit)
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    process = make_process(backend, family, root, video, params)
+    stats = run_items(
+        items,
+        [item_id(i) for i in items],
+        process,
+        out,
+        shard=shard,
+        batch_size=batch_size,
+        retry_errors=retry_errors,
+        progress=progress,
+    )
+    return items, stats
