@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     eval_vstar.add_run_arguments(runner)
+    bench = sub.add_parser(
+        "bench",
+        help="run a model on a general benchmark (VideoMME, MVBench, Charades-STA, ...)",
+        description=eval_vstar.__doc__,
+        epilog=eval_vstar.BENCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eval_vstar.add_bench_arguments(bench)
     merge = sub.add_parser(
         "merge",
         help="join the shards of a V-STaR run, judge and score it",
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_score(args)
     if args.eval_command == "vstar":
         return eval_vstar.run_vstar_command(args)
+    if args.eval_command == "bench":
+        return eval_vstar.run_bench_command(args)
     if args.eval_command == "merge":
         return eval_vstar.run_merge_command(args)
     if args.eval_command == "report":

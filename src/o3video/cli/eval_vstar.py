@@ -26,17 +26,16 @@ from typing import Any
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.errors import DataError
 from o3video.eval.judge import Judge, make_judge
-from o3video.eval.runner import Shard
+from o3video.eval.runner import RunError, RunStats, Shard, read_run_json
 from o3video.eval.vstar import (
-    RunError,
     VideoSettings,
     finish,
-    read_run_json,
     run_items_of,
     run_vstar,
     score_config_for,
 )
-from o3video.families import get_family
+from o3video.families import ModelFamily, get_family
+from o3video.models.base import Backend
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
@@ -49,6 +48,14 @@ RUN_EXAMPLES = """examples:
       --data V-STaR/ --backend vllm --shard $i/4 --out runs/eval/7b & done; wait
   o3video eval merge runs/eval/7b --judge Qwen/Qwen2.5-72B-Instruct --judge-backend openai \\
       --judge-base-url http://127.0.0.1:8000/v1
+"""
+
+BENCH_EXAMPLES = """examples:
+  o3video eval bench videomme --root data/Video-MME --model ckpt/ --out runs/eval/videomme
+  o3video eval bench charades_sta --root data/Charades-STA/charades_sta_test.txt \\
+      --videos data/Charades_v1_480 --model ckpt/ --backend vllm --out runs/eval/charades
+  o3video eval bench mvbench --root data/MVBench --model ckpt/ --shard 0/2 --out runs/eval/mvb
+  o3video eval merge runs/eval/mvb
 """
 
 MERGE_EXAMPLES = """examples:
@@ -70,7 +77,7 @@ def _judge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
+def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint directory or hub name")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
@@ -81,8 +88,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
         help="openai backend: the served model's family; default qwen2_5_vl",
     )
-    p.add_argument("--data", type=Path, required=True, help="V-STaR file or folder")
-    p.add_argument("--videos", type=Path, default=None, help="video folder (default: --data's)")
+
+
+def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the run folder (resumable)")
     p.add_argument("--shard", type=Shard.parse, default=Shard(), help="i/n: this process's share")
     p.add_argument("--batch-size", type=int, default=1, help="items per generate call")
@@ -94,11 +102,30 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
     p.add_argument("--max-new-tokens", type=int, default=512)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    _model_arguments(p)
+    p.add_argument("--data", type=Path, required=True, help="V-STaR file or folder")
+    p.add_argument("--videos", type=Path, default=None, help="video folder (default: --data's)")
+    _runner_arguments(p)
     _judge_arguments(p)
 
 
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    from o3video.eval.benchmarks import BENCHMARKS
+
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
+    p.add_argument("--root", type=Path, required=True, help="its folder or annotation file")
+    p.add_argument("--videos", type=Path, default=None, help="its video folder (if elsewhere)")
+    _model_arguments(p)
+    _runner_arguments(p)
+    p.add_argument("--label", default=None, help="the run's name in reports")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+
+
 def add_merge_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a run folder of `o3video eval vstar`")
+    p.add_argument("run_dir", type=Path, help="a run folder of `o3video eval vstar|bench`")
     _judge_arguments(p)
 
 
@@ -156,14 +183,13 @@ def _print_scores(args: argparse.Namespace, run_dir: Path, synthetic: bool) -> i
     return 0
 
 
-def run_vstar_command(args: argparse.Namespace) -> int:
+def _backend(args: argparse.Namespace) -> tuple[Backend, ModelFamily, VideoSettings]:
     from o3video.models.load import load_backend
 
     if args.backend == "openai" and not args.base_url:
         raise RunError("--backend openai needs --base-url")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise RunError("--batch-size and --limit must be at least 1")
-    file, root, synthetic = resolve_data(args.data, args.videos)
     options: dict[str, Any] = {}
     if args.backend == "openai":
         options["base_url"] = args.base_url
@@ -178,20 +204,11 @@ def run_vstar_command(args: argparse.Namespace) -> int:
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
     )
-    _, stats = run_vstar(
-        backend,
-        family,
-        file,
-        args.out,
-        media_root=root,
-        video=video,
-        max_new_tokens=args.max_new_tokens,
-        shard=args.shard,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        retry_errors=args.retry_errors,
-        progress=ProgressLine("items"),
-    )
+    return backend, family, video
+
+
+def _summary(args: argparse.Namespace, stats: RunStats) -> bool:
+    """Print what the run did; whether it may be scored now."""
     per_item = stats.process_s / max(stats.done, 1)
     print(
         f"{stats.done} item(s) run, {stats.skipped} already done, {stats.errors} error(s); "
@@ -206,14 +223,74 @@ def run_vstar_command(args: argparse.Namespace) -> int:
             f"o3video eval merge {args.out}",
             file=sys.stderr,
         )
-        return 1 if stats.errors else 0
+        return False
     if stats.errors:
         print("not scored: re-run with --retry-errors once the cause is fixed", file=sys.stderr)
-        return 1
+        return False
+    return True
+
+
+def run_vstar_command(args: argparse.Namespace) -> int:
+    file, root, synthetic = resolve_data(args.data, args.videos)
+    backend, family, video = _backend(args)
+    _, stats = run_vstar(
+        backend,
+        family,
+        file,
+        args.out,
+        media_root=root,
+        video=video,
+        max_new_tokens=args.max_new_tokens,
+        shard=args.shard,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        retry_errors=args.retry_errors,
+        progress=ProgressLine("items"),
+    )
+    if not _summary(args, stats):
+        return 1 if stats.errors else 0
     return _print_scores(args, args.out, synthetic)
 
 
+def run_bench_command(args: argparse.Namespace) -> int:
+    from o3video.eval.bench import run_benchmark
+
+    backend, family, video = _backend(args)
+    _, stats = run_benchmark(
+        backend,
+        family,
+        args.benchmark,
+        args.root,
+        args.out,
+        videos=args.videos,
+        video=video,
+        max_new_tokens=args.max_new_tokens,
+        shard=args.shard,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        retry_errors=args.retry_errors,
+        progress=ProgressLine("items"),
+    )
+    if not _summary(args, stats):
+        return 1 if stats.errors else 0
+    return _print_bench(args, args.out)
+
+
+def _print_bench(args: argparse.Namespace, run_dir: Path) -> int:
+    from o3video.eval.bench import finish_benchmark
+
+    scores = finish_benchmark(run_dir, label=args.label)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print((run_dir / "report.md").read_text(encoding="utf-8"))
+    return 0
+
+
 def run_merge_command(args: argparse.Namespace) -> int:
-    settings = read_run_json(args.run_dir)["settings"]
+    meta = read_run_json(args.run_dir)
+    if meta.get("benchmark") != "vstar":
+        return _print_bench(args, args.run_dir)
+    settings = meta["settings"]
     _, _, synthetic = resolve_data(Path(settings["data"]), Path(settings["media_root"]))
     return _print_scores(args, args.run_dir, synthetic)

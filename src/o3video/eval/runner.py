@@ -26,6 +26,7 @@ the file: no item is repeated and none is lost.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import o3video
 from o3video.errors import DataError, O3VideoError
 from o3video.jsonl import read_lines
 
@@ -50,6 +52,11 @@ ITEMS_FILE = "items.jsonl"
 
 class RunnerError(O3VideoError):
     """The run cannot go on: its file is locked by another process, or unreadable."""
+
+
+class RunError(O3VideoError):
+    """A run folder cannot be resumed or finished as asked (its settings differ, items
+    are missing, ...). The message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -286,3 +293,63 @@ def merge_records(run_dir: str | os.PathLike[str], ids: Sequence[str]) -> Merged
         if found[item_id].get("status") != "ok":
             errors.append(item_id)
     return Merged(records, missing, errors)
+
+
+# --- the run folder's run.json ------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 (hex) of a file: a data file a run was made from must not change under it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_run_json(
+    run_dir: str | os.PathLike[str],
+    benchmark: str,
+    settings: Mapping[str, Any],
+    limit: int | None = None,
+) -> None:
+    """Write ``run.json`` (benchmark, settings, package version, ``limit``), or check that
+    the one there has the same benchmark and settings: every setting that decides the records
+    (model, data and its hash, frames, prompts...) must match to resume; ``limit``, the
+    number of items run, may change and is updated."""
+    out = Path(run_dir)
+    path = out / "run.json"
+    mine = json.loads(json.dumps(settings))
+    if path.exists():
+        meta = read_run_json(out)
+        theirs = {"benchmark": meta.get("benchmark"), **meta["settings"]}
+        now = {"benchmark": benchmark, **mine}
+        diff = [k for k in now if theirs.get(k) != now[k]]
+        if diff:
+            lines = "; ".join(f"{k}: {theirs.get(k)!r} there, {now[k]!r} now" for k in diff)
+            raise RunError(
+                f"{out} holds a run with other settings ({lines}); "
+                "use a new --out folder, or the same settings to resume"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "benchmark": benchmark,
+        "o3video": o3video.__version__,
+        "limit": limit,
+        "settings": mine,
+    }
+    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+
+def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``run.json`` of a run folder; :class:`RunError` when there is none or it is bad."""
+    path = Path(run_dir) / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: no run.json; is this a run folder?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: unreadable: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise RunError(f"{path}: expected an object with 'settings'")
+    return data

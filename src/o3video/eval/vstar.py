@@ -28,7 +28,6 @@ replies are kept in the run's ``items.jsonl``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -39,13 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import o3video
 from o3video.boxes import WH
 from o3video.data.load import json_entries
 from o3video.data.vstar import VStarItem, load_vstar, vstar_video_path
-from o3video.errors import DataError, O3VideoError
+from o3video.errors import DataError
 from o3video.eval.judge import Judge, JudgeItem
-from o3video.eval.runner import Merged, RunStats, Shard, merge_records, run_items
+from o3video.eval.runner import (
+    Merged,
+    RunError,
+    RunStats,
+    Shard,
+    check_run_json,
+    file_sha256,
+    merge_records,
+    read_run_json,
+    run_items,
+)
 from o3video.eval.vstar_score import (
     AnswerSpace,
     ScoreConfig,
@@ -77,11 +85,6 @@ GENERATIONS: tuple[tuple[str, str], ...] = (
     ("when_2", "answer_temporal_2"),
 )
 """(generation key, result field), in the order they are generated."""
-
-
-class RunError(O3VideoError):
-    """A run folder cannot be resumed or finished as asked (its settings differ, items
-    are missing, ...). The message says what to do."""
 
 
 def whole_seconds(span_s: tuple[float, float]) -> list[int]:
@@ -265,47 +268,6 @@ class RunSettings:
         return dataclasses.asdict(self)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_run_json(run_dir: Path, settings: RunSettings, limit: int | None = None) -> None:
-    """Write ``run.json``, or check that the one there has the same settings (``limit``,
-    the number of items run, may change: it is updated)."""
-    path = run_dir / "run.json"
-    mine = json.loads(json.dumps(settings.to_dict()))
-    meta = {"benchmark": "vstar", "o3video": o3video.__version__, "limit": limit}
-    if path.exists():
-        theirs = read_run_json(run_dir)["settings"]
-        diff = [k for k in mine if theirs.get(k) != mine[k]]
-        if diff:
-            lines = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} now" for k in diff)
-            raise RunError(
-                f"{run_dir} holds a run with other settings ({lines}); "
-                "use a new --out folder, or the same settings to resume"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta["settings"] = mine
-    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{run_dir}: no run.json; is this a run folder?") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: malformed JSON: {exc.msg}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
-        raise RunError(f"{path}: expected an object with 'settings'")
-    return data
-
-
 def load_items(data: str | os.PathLike[str], media_root: str | os.PathLike[str]) -> list[VStarItem]:
     """The usable items of a V-STaR file (bad ones are skipped with a logged report)."""
     loaded = load_vstar(data, media_root)
@@ -428,7 +390,7 @@ def score_config_for(family: ModelFamily, video: VideoSettings, mode: str) -> Sc
 
 def run_items_of(run_dir: str | os.PathLike[str]) -> list[VStarItem]:
     """The items of a run folder, from its ``run.json`` (data, media root and limit)."""
-    meta = read_run_json(Path(run_dir))
+    meta = read_run_json(run_dir)
     settings = meta["settings"]
     return load_items(settings["data"], settings["media_root"])[: meta.get("limit")]
 
@@ -464,7 +426,7 @@ def run_vstar(
         max_new_tokens=max_new_tokens,
     )
     out = Path(run_dir)
-    check_run_json(out, settings, limit)
+    check_run_json(out, "vstar", settings.to_dict(), limit)
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
     process = make_process(backend, family, root, video, params)
     stats = run_items(
