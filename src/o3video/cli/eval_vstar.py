@@ -39,7 +39,7 @@ from o3video.models.base import Backend
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
-  o3video data synth runs/synth-eval --videos 20 --seed 1000
+  o3video data synth --out runs/synth-eval --n 20 --seed 1000
   o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \\
       --out runs/eval/tiny-gspo
   o3video eval vstar --model ckpt/ --data V-STaR/ --judge Qwen/Qwen2.5-72B-Instruct \\

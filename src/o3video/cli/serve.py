@@ -1,24 +1,173 @@
 """`o3video serve`: a local web page for grounded answers.
 
-Not available in this version yet: it arrives with the web page.
+Loads the model once (``--backend hf`` with ``transformers``, ``vllm`` with vLLM's engine,
+``openai`` calls a served model at ``--base-url``) and serves a page where you upload a video
+or pick an example, ask a question with a task preset, watch the reasoning stream in, and
+click each evidence chip to see the video at that time with the box drawn over it; then the
+answer, the parser's problems, the timings, optional test-time voting, and ``answer.json`` /
+``report.html`` to download.
+
+Security: it listens on 127.0.0.1 unless ``--host`` says otherwise; uploads are limited by
+``--max-upload-mb`` and ``--max-duration-s``, kept in a private temporary folder (mode 0700)
+and deleted when the server stops; the page names videos by id only, never by path; one
+question runs at a time, the others wait in a queue the page shows.
+
+Example videos are made once (synthetic moving shapes, a few seconds) into ``--examples``,
+by default ``$XDG_CACHE_HOME/o3video/examples``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
 
-from o3video.cli._pending import add_passthrough, not_yet
+from o3video.cli.ask import _backend_options
+from o3video.models.load import load_backend
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+
+logger = logging.getLogger(__name__)
 
 NAME = "serve"
-HELP = "a local web page for grounded answers (not available yet)"
-EXAMPLES = """example:
-  o3video serve --port 7860
+HELP = "a local web page: ask about a video, watch the reasoning, click the evidence"
+EXAMPLES = """examples:
+  python -c "from o3video.models.tiny import build_tiny_model; build_tiny_model('tiny')"
+  o3video serve --model tiny                    # then open http://127.0.0.1:7860/
+  o3video serve --model Qwen/Qwen2.5-VL-7B-Instruct --port 8080 --max-upload-mb 500
+  o3video serve --backend openai --base-url http://127.0.0.1:8000/v1 \\
+      --model Qwen/Qwen2.5-VL-72B-Instruct --family qwen2_5_vl
 """
+NO_MODEL = (
+    "o3video serve: error: no model: pass --model PATH_OR_NAME (a checkpoint directory or a "
+    "hub name). To try the page offline, make a tiny random model first:\n"
+    "  python -c \"from o3video.models.tiny import build_tiny_model; build_tiny_model('tiny')\"\n"
+    "  o3video serve --model tiny"
+)
+
+
+def default_examples_dir() -> Path:
+    """``$XDG_CACHE_HOME/o3video/examples`` (``~/.cache`` when the variable is unset)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "o3video" / "examples"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_passthrough(parser)
+    parser.add_argument("--model", default=None, help="checkpoint directory or hub name")
+    parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    parser.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
+    parser.add_argument("--device", default=None, help="hf backend: cuda, cpu, cuda:1 ...")
+    parser.add_argument(
+        "--family",
+        default=None,
+        choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
+        help="openai backend: the served model's family (box space); default qwen2_5_vl",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
+    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="default 200")
+    parser.add_argument("--max-duration-s", type=float, default=600.0, help="default 600")
+    parser.add_argument("--max-samples", type=int, default=8, help="most samples of a vote")
+    parser.add_argument(
+        "--examples", type=Path, default=None, help="example videos (made there if missing)"
+    )
+    parser.add_argument("--no-examples", action="store_true", help="offer no example videos")
+    parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
+    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate (default 2)")
+    parser.add_argument("--max-frames", type=int, default=16)
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
+    )
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=768)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, or ``None``."""
+    if args.backend == "openai" and not args.base_url:
+        return "--backend openai needs --base-url"
+    if args.base_url and args.backend != "openai":
+        return "--base-url is for --backend openai"
+    if args.max_upload_mb <= 0 or args.max_duration_s <= 0:
+        return "--max-upload-mb and --max-duration-s must be positive"
+    if args.max_samples < 1:
+        return "--max-samples must be at least 1"
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port} is not a port"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_yet(NAME, "the web page")
+    from o3video.serve import AskOptions, Limits, ensure_examples, make_server
+    from o3video.serve.app import LOOPBACK
+
+    if args.model is None:
+        print(NO_MODEL, file=sys.stderr)
+        return 2
+    problem = _problem(args)
+    if problem is not None:
+        print(f"o3video serve: error: {problem}", file=sys.stderr)
+        return 2
+    examples = None
+    if not args.no_examples:
+        examples = ensure_examples(args.examples or default_examples_dir())
+    print(f"loading {args.backend}:{args.model} ...", flush=True)
+    backend = load_backend(args.model, args.backend, **_backend_options(args))
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_duration_s=args.max_duration_s,
+        max_samples=args.max_samples,
+    )
+    options = AskOptions(
+        presentation=args.presentation,
+        fps=args.fps,
+        max_frames=args.max_frames,
+        max_pixels=args.max_pixels,
+        min_pixels=args.min_pixels,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    try:
+        server = make_server(
+            backend,
+            args.family,
+            args.host,
+            args.port,
+            limits=limits,
+            examples_dir=examples,
+            options=options,
+        )
+    except OSError as e:
+        print(
+            f"o3video serve: error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr
+        )
+        return 1
+    if args.host not in LOOPBACK:
+        print(
+            f"warning: listening on {args.host}: anyone who can reach this address can use "
+            "the model and upload videos",
+            file=sys.stderr,
+        )
+    print(f"o3video serve: {server.url}  (Ctrl-C stops it)", flush=True)
+    # A plain `kill` stops it as Ctrl-C does, so the uploads are deleted then too.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopping", flush=True)
+    finally:
+        server.server_close()  # also deletes the uploads
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
