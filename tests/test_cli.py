@@ -113,3 +113,18 @@ def test_probe_bad_file_is_one_clear_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("o3video probe: error: ") and str(bad) in err
     assert len(err.splitlines()) == 1
+
+
+def test_progress_line_rate_counts_only_this_runs_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from o3video.cli import _progress
+
+    clock = iter([100.0, 100.0, 110.0])
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    line = _progress.ProgressLine("items", stream=out)
+    line(40, 100)  # a resumed run: 40 items were done before it started
+    line(60, 100)  # 20 more in 10 s: 2 items/s, 40 left → 20 s
+    last = out.getvalue().splitlines()[-1]
+    assert last == "60/100 items (60%), 2.00 items/s, 10 s elapsed, ETA 20 s"

@@ -27,7 +27,10 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressLine:
-    """Call with ``(done, total)`` after each unit of work; ``unit`` names it ("videos")."""
+    """Call with ``(done, total)`` after each unit of work; ``unit`` names it ("videos").
+
+    The rate and the time left count only the work done since the first call, so that a
+    resumed job that starts at ``done > 0`` (its earlier work skipped) shows its real pace."""
 
     def __init__(self, unit: str, stream: TextIO | None = None) -> None:
         self.unit = unit
@@ -35,10 +38,13 @@ class ProgressLine:
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self._tenth = -1
+        self._base: int | None = None
 
     def __call__(self, done: int, total: int) -> None:
+        if self._base is None:
+            self._base = done
         elapsed = time.perf_counter() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self._base) / elapsed if elapsed > 0 else 0.0
         left = (total - done) / rate if rate > 0 else float("nan")
         eta = format_duration(left) if left == left else "?"
         line = (
