@@ -235,7 +235,7 @@ def _lgm(values: Sequence[float | None], official: bool, notes: set[str]) -> flo
             notes.add(f"LGM: a term equal to 1 was clamped to 1 - {LGM_EPS:g}")
             x = 1.0 - LGM_EPS
         total += math.log(1.0 - x)
-    return -total / 3
+    return -total / 3 + 0.0  # + 0.0: no "-0.0" when every term is 0
 
 
 def aggregate(
