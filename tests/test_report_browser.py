@@ -7,14 +7,13 @@ in CI (``CI`` set), where ``scripts/test.sh`` installs both and a missing one is
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from browser import chromium
 
 from o3video.answer import Answer, build_answer
 from o3video.video import Clip
@@ -22,15 +21,6 @@ from o3video.viz.report import write_report
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMES = (0.0, 0.5, 1.0, 1.5, 2.0)
 EVIL = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 TEXT = (
@@ -42,34 +32,8 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    missing = _missing()
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser test, but {missing}")
-    if missing:
-        pytest.skip(missing)
-    from playwright import sync_api
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1200, "height": 900},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is missing (pip install playwright)"
-    return None
+    for context in chromium(tmp_path_factory):
+        yield context.new_page()
 
 
 def make_answer() -> Answer:
