@@ -17,9 +17,9 @@ from o3video.cli.main import main
 from o3video.eval.bench import finish_benchmark, item_clip, run_benchmark
 from o3video.eval.benchmarks import BenchItem
 from o3video.eval.runner import RunError, Shard
-from o3video.eval.vstar import VideoSettings
 from o3video.families import get_family
 from o3video.models.base import Request, SamplingParams
+from o3video.models.card import VideoSettings
 
 QWEN25 = get_family("qwen2_5_vl")
 

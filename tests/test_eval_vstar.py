@@ -17,7 +17,6 @@ from o3video.eval.judge import ExactMatchJudge
 from o3video.eval.runner import read_records
 from o3video.eval.vstar import (
     RunError,
-    VideoSettings,
     answer_part,
     finish,
     item_prompts,
@@ -28,6 +27,7 @@ from o3video.eval.vstar import (
 )
 from o3video.families import get_family
 from o3video.models.base import Request, SamplingParams
+from o3video.models.card import VideoSettings
 
 QWEN25 = get_family("qwen2_5_vl")
 QWEN3 = get_family("qwen3_vl")
@@ -243,3 +243,19 @@ def test_cli_real_vstar_data_needs_a_judge(
         == 1
     )
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_cli_takes_the_frame_budget_from_the_model_card(synth: SynthResult, tmp_path: Path) -> None:
+    from o3video.models.card import write_card
+    from o3video.models.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    write_card(model, VideoSettings(fps=1.0, min_frames=2, max_frames=3, max_pixels=6272))
+    out = tmp_path / "run"
+    argv = ["eval", "vstar", "--model", str(model), "--data", str(synth.out_dir), "--out", str(out)]
+    assert main([*argv, "--limit", "1", "--max-new-tokens", "2", "--max-pixels", "12544"]) == 0
+    video = json.loads((out / "run.json").read_text())["settings"]["video"]
+    # The card's budget, except what the command line says.
+    assert video == {
+        "fps": 1.0, "min_frames": 2, "max_frames": 3, "min_pixels": 3136, "max_pixels": 12544
+    }  # fmt: skip

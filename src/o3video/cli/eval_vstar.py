@@ -18,6 +18,7 @@ Qwen2.5-72B-Instruct, e.g. served: ``--judge-backend openai --judge-base-url URL
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,7 +29,6 @@ from o3video.errors import DataError
 from o3video.eval.judge import Judge, make_judge
 from o3video.eval.runner import RunError, RunStats, Shard, read_run_json
 from o3video.eval.vstar import (
-    VideoSettings,
     finish,
     run_items_of,
     run_vstar,
@@ -36,6 +36,7 @@ from o3video.eval.vstar import (
 )
 from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend
+from o3video.models.card import VideoSettings, video_settings_for
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
@@ -96,11 +97,12 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="items per generate call")
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--retry-errors", action="store_true", help="run failed items again")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=16)
-    p.add_argument("--min-frames", type=int, default=4)
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    p.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    frames = "default: the model's o3video.json, else "
+    p.add_argument("--fps", type=float, default=None, help=frames + "2")
+    p.add_argument("--max-frames", type=int, default=None, help=frames + "16")
+    p.add_argument("--min-frames", type=int, default=None, help=frames + "4")
+    p.add_argument("--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS))
+    p.add_argument("--min-pixels", type=int, default=None, help=frames + str(DEFAULT_MIN_PIXELS))
     p.add_argument("--max-new-tokens", type=int, default=512)
 
 
@@ -183,6 +185,21 @@ def _print_scores(args: argparse.Namespace, run_dir: Path, synthetic: bool) -> i
     return 0
 
 
+def frame_settings(args: argparse.Namespace) -> VideoSettings:
+    """The frame budget: each option given, else the model card's (``o3video.json`` in the
+    model folder: the budget it was trained with), else the defaults."""
+    base = video_settings_for(args.model) if Path(args.model).is_dir() else None
+    base = base or VideoSettings()
+    given = {
+        "fps": args.fps,
+        "min_frames": args.min_frames,
+        "max_frames": args.max_frames,
+        "min_pixels": args.min_pixels,
+        "max_pixels": args.max_pixels,
+    }
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
 def _backend(args: argparse.Namespace) -> tuple[Backend, ModelFamily, VideoSettings]:
     from o3video.models.load import load_backend
 
@@ -197,13 +214,7 @@ def _backend(args: argparse.Namespace) -> tuple[Backend, ModelFamily, VideoSetti
         options["device"] = args.device
     backend = load_backend(args.model, args.backend, **options)
     family = getattr(backend, "family", None) or get_family(args.family or "qwen2_5_vl")
-    video = VideoSettings(
-        fps=args.fps,
-        min_frames=args.min_frames,
-        max_frames=args.max_frames,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-    )
+    video = frame_settings(args)
     return backend, family, video
 
 

@@ -40,9 +40,9 @@ from o3video.eval.runner import (
     read_run_json,
     run_items,
 )
-from o3video.eval.vstar import VideoSettings
 from o3video.families import ModelFamily
 from o3video.models.base import Backend, Request, SamplingParams
+from o3video.models.card import VideoSettings
 from o3video.prompts import build_messages
 from o3video.video import Clip, sample_frames
 

@@ -64,13 +64,14 @@ from o3video.eval.vstar_score import (
 from o3video.evidence import parse_trace
 from o3video.families import ModelFamily
 from o3video.models.base import Backend, Request, SamplingParams
+from o3video.models.card import VideoSettings
 from o3video.prompts import (
     SYSTEM_PROMPT_FREE_FORM,
     SYSTEM_PROMPT_TEMPORAL,
     SYSTEM_PROMPT_VSTAR_WHERE,
     build_messages,
 )
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+from o3video.video import Clip, sample_frames
 
 logger = logging.getLogger(__name__)
 
@@ -153,17 +154,6 @@ def answer_part(text: str) -> str:
     """
     answer = parse_trace(text).answer
     return answer if answer is not None else text.strip()
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """How frames are sampled for the model (as in its training): SPEC §3."""
-
-    fps: float = 2.0
-    min_frames: int = 4
-    max_frames: int = 16
-    min_pixels: int = DEFAULT_MIN_PIXELS
-    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def item_id(item: VStarItem) -> str:
