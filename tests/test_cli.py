@@ -35,14 +35,6 @@ def test_every_command_has_help_with_an_example(
     assert "example" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["demo", "anything"]])
-def test_commands_of_later_versions_say_so(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(argv) == 2
-    assert "not available in this version yet" in capsys.readouterr().err
-
-
 def test_trace_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "out.txt"
     f.write_text(

@@ -41,18 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line in-process; returns the exit code (tests call this)."""
-    parser = build_parser()
-    # Commands of later versions take any arguments (to say they are not available); every
-    # other command rejects what it does not know, as parse_args would.
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "_accepts_any", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:
-        parser.print_help()
+        build_parser().print_help()
         return 0
     try:
         code: int = args._run(args)

@@ -1,0 +1,50 @@
+"""`o3video demo`: a synthetic video, a few grounded questions, the outputs per question."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from o3video.cli.main import main
+from o3video.embedded import MODEL_DIR, EmbeddedModelMissing, embedded_model_dir
+
+
+def test_demo_with_a_model_folder_writes_every_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from o3video.models.card import VideoSettings, write_card
+    from o3video.models.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    write_card(model, VideoSettings(max_frames=4, max_pixels=6272))
+    out = tmp_path / "demo"
+    argv = ["demo", "--model", str(model), "--out", str(out), "--max-new-tokens", "8"]
+    assert main([*argv, "--animation", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 frames shown" in printed  # the card's frame budget
+    assert printed.count("ground truth: ") == 3 and "o3video ask VIDEO" in printed
+    for k in (1, 2, 3):
+        answer = json.loads((out / f"q{k}" / "answer.json").read_text())
+        assert answer["model"] == f"hf:{model}"
+        assert (out / f"q{k}" / "report.html").is_file()
+    assert len(list((out / "video" / "videos").glob("*.mp4"))) == 1
+
+
+def test_without_an_embedded_model_the_demo_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import o3video.embedded as embedded
+
+    monkeypatch.setattr(embedded, "MODEL_DIR", tmp_path / "none")
+    with pytest.raises(EmbeddedModelMissing, match="Pass --model"):
+        embedded.embedded_model_dir()
+    assert main(["demo", "--out", str(tmp_path / "o")]) == 1
+    assert "Pass --model" in capsys.readouterr().err
+
+
+def test_embedded_model_dir_is_inside_the_package() -> None:
+    assert MODEL_DIR.parent.name == "embedded" and MODEL_DIR.parent.parent.name == "o3video"
+    if (MODEL_DIR / "model.safetensors").is_file():
+        assert embedded_model_dir() == MODEL_DIR
