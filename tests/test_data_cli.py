@@ -149,14 +149,16 @@ def test_synth_writes_files_that_check_fully_valid_and_same_seed_same_bytes(
     out, err = capsys.readouterr()
     assert f"{a}: 6 videos (224x224, 8 s at 10 fps, seed 3) in " in out
     assert "  visual QA                              6       6" in out
-    assert "  all tasks                             36      36" in out
+    n_vstar = len(json.loads((a / "vstar.json").read_text()))  # + 5 SFT records each
+    assert f"  {'V-STaR protocol':<32}{5 * n_vstar:>8}{0:>8}" in out
+    assert f"  {'all tasks':<32}{36 + 5 * n_vstar:>8}{36:>8}" in out
     assert "media: 6 videos in videos/," in out and "V-STaR items: " in out
     assert "6/6 videos (100%)" in err and "ETA" in err
     for name, noun in (("stgr_sft", "records"), ("stgr_rl", "records"), ("vstar", "V-STaR items")):
         args = ["data", "check", str(a / f"{name}.json"), "--media-root", str(a), "--decode"]
         assert main(args) == 0, name
         out = capsys.readouterr().out
-        total = 36 if noun == "records" else len(json.loads((a / "vstar.json").read_text()))
+        total = {"stgr_sft": 36 + 5 * n_vstar, "stgr_rl": 36, "vstar": n_vstar}[name]
         assert f"{total} {noun}, {total} usable, 0 skipped, 0 warnings" in out, name
         assert "problems:" not in out
     assert (

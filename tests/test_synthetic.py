@@ -137,8 +137,11 @@ def test_bad_configs_are_refused(kwargs: dict[str, Any]) -> None:
 
 def test_all_six_tasks_in_both_files_and_schema(corpus: SynthResult) -> None:
     sft, rl = load(corpus, "stgr_sft.json"), load(corpus, "stgr_rl.json")
-    assert {r["task"] for r in sft} == {r["task"] for r in rl} == TASKS
     assert corpus.sft_counts == dict(Counter(r["task"] for r in sft))
+    # Plus five SFT-only "V-STaR protocol" records per V-STaR item (test_vstar_protocol.py).
+    assert corpus.sft_counts["V-STaR protocol"] == 5 * corpus.num_vstar
+    sft = [r for r in sft if r["task"] != "V-STaR protocol"]
+    assert {r["task"] for r in sft} == {r["task"] for r in rl} == TASKS
     assert sum(a["question"] != b["question"] for a, b in zip(sft, rl, strict=True)) > len(sft) / 2
     for rec in sft + rl:
         assert rec["source"] == SOURCE and rec["image_size"] == [224, 224]
@@ -285,3 +288,23 @@ def test_objects_sharing_a_key_frame_share_its_entry() -> None:
     assert [kf["idx"] for kf in rec["key_frames"]] == [5, 9]
     assert list(rec["key_items"]) == ["5", "9"]
     assert list(rec["key_items"]["5"]) == [world.tracks[0].name, world.tracks[1].name]
+
+
+def test_gradient_background_gives_position_cues_and_keeps_the_objects() -> None:
+    flat_cfg = WorldConfig(width=112, height=112, background_noise=0.0)
+    grad_cfg = WorldConfig(width=112, height=112, background_noise=0.0, background="gradient")
+    flat, grad = render_world(3, flat_cfg), render_world(3, grad_cfg)
+    for a, b in zip(flat.tracks, grad.tracks, strict=True):  # the background draws nothing
+        assert a.name == b.name and np.array_equal(a.box_xyxy, b.box_xyxy, equal_nan=True)
+    diff = grad.background.astype(int) - flat.background.astype(int)
+    # Red rises left to right, blue top to bottom, by gradient_amplitude (120) at most.
+    assert diff[:, 0, 0].max() == 0 and diff[:, -1, 0].min() > 100
+    assert diff[0, :, 2].max() == 0 and diff[-1, :, 2].min() > 100
+    assert (diff[:, :, 1] == 0).all()
+    assert np.all(np.diff(diff[50, :, 0]) >= 0) and np.all(np.diff(diff[:, 50, 2]) >= 0)
+
+
+def test_flat_background_is_the_default() -> None:
+    assert WorldConfig().background == "flat"
+    with pytest.raises(ValueError, match="background"):
+        WorldConfig(background="stripes")  # type: ignore[arg-type]

@@ -23,6 +23,16 @@
 - ``columns``: the ground truth the RL rewards read (:data:`Columns`), JSON-ready; boxes in
   model space as exact floats (not rounded), times in seconds.
 
+``V-STaR protocol`` records (:class:`~o3video.data.stgr.VStarProtocolRecord`) are rendered
+with the evaluation's own prompts: system prompt and user text are those
+:func:`o3video.eval.vstar.item_prompts` gives for the family and the frames shown (the one
+source of truth; the When-2 prompt shows boxes in that space). The target's answer is what
+the evaluation parses (:func:`vstar_answer`): the answer text (What), ``From <t>s</t>s to
+<t>e</t>s`` (When), or JSON mapping each ground-truth whole second to its box in model space,
+integers (Where; ``family.from_source_box`` from the item's ``width`` × ``height``, which
+scoring also uses). Seconds asked where the item has no box are left out: scoring reads the
+ground-truth seconds only.
+
 >>> rewrite_boxes("<obj>dog</obj><box>[0.25, 0.5,0.75,1.0]</box>at<t>1.2</t>s",
 ...               lambda b: (b[0] * 420, b[1] * 224, b[2] * 420, b[3] * 224))
 '<obj>dog</obj><box>[105,112,315,224]</box>at<t>1.2</t>s'
@@ -30,6 +40,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -49,10 +60,11 @@ from o3video.data.stgr import (
     TemporalQARecord,
     VideoMCQRecord,
     VisualQARecord,
+    VStarProtocolRecord,
 )
 from o3video.data.validate import box_spans
 from o3video.errors import DataError, VideoDecodeError
-from o3video.evidence import format_number, format_span
+from o3video.evidence import format_number, format_span, parse_trace
 from o3video.families import ModelFamily, get_family
 from o3video.prompts import Message, build_messages
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
@@ -67,7 +79,9 @@ Columns = dict[str, Any]
 - ``answer_span_s`` (temporal tasks, ``[s, e]``), ``answer_letter`` (MCQ tasks),
   ``answer_box`` (visual QA, model space) — ``None`` where the task has none;
 - ``key_times_s``: key-frame times in time order; ``key_boxes``: per key frame (same order)
-  ``{object: [[x1, y1, x2, y2], ...]}`` in model space;
+  ``{object: [[x1, y1, x2, y2], ...]}`` in model space (``V-STaR protocol``: the item's
+  ground-truth seconds and boxes, named as the first claim of the reasoning, else
+  ``"object"``; its ``answer_span_s`` is the item's span for When generations);
 - ``frame_wh`` (frames shown), ``source_wh`` (original image/video size), ``box_space``
   (the family's), ``frame_times_s`` (every frame shown), ``duration_s``; ``index``, ``id``.
 """
@@ -129,15 +143,27 @@ def to_example(
     clip = load_clip(
         record, layout, fam, min_pixels, max_pixels, merge_tolerance_s, sampler=sampler, **budget
     )
-    # Boxes in pixels refer to the annotated image (visual QA), or to the video's frames.
-    box_source_wh = record.image_size if isinstance(record, VisualQARecord) else clip.source_wh
+    # Boxes in pixels refer to the annotated image (visual QA), the V-STaR item's frame size
+    # (as its scoring does), or the video's frames.
+    box_source_wh = clip.source_wh
+    if isinstance(record, VisualQARecord):
+        box_source_wh = record.image_size
+    elif isinstance(record, VStarProtocolRecord):
+        box_source_wh = record.item.frame_wh
 
     def to_model(xyxy: Sequence[float], space: BoxSpace) -> XYXY:
         return convert_xyxy(
             xyxy, space, fam.box_space, source_wh=box_source_wh, frame_wh=clip.frame_wh
         )
 
-    messages = build_messages(clip, record.question, record.prompt_task, "frames", system_prompt)
+    if isinstance(record, VStarProtocolRecord):
+        system, text = vstar_prompt(record, fam, clip.frame_wh)
+        system = system_prompt if system_prompt is not None else system
+        messages = build_messages(clip, text, record.prompt_task, "frames", system)
+    else:
+        messages = build_messages(
+            clip, record.question, record.prompt_task, "frames", system_prompt
+        )
     reasoning_space: BoxSpace = "rel1"
     if isinstance(record, VisualQARecord):
         reasoning_space = record.reasoning_box_space
@@ -148,6 +174,36 @@ def to_example(
         target = f"<think>{think}</think>\n<answer>{answer}</answer>"
     columns = _columns(record, clip, fam, box_source_wh, to_model)
     return Example(messages, target, clip, columns, record)
+
+
+def vstar_prompt(record: VStarProtocolRecord, family: ModelFamily, frame_wh: WH) -> tuple[str, str]:
+    """``(system prompt, user text)`` of the record's generation, from
+    :func:`o3video.eval.vstar.item_prompts` for ``family`` and frames of ``frame_wh``."""
+    # Imported here: o3video.eval imports o3video.data.load, whose package imports this module.
+    from o3video.eval.vstar import item_prompts
+
+    for key, system, text in item_prompts(record.item, family, frame_wh):
+        if key == record.generation:
+            return system, text
+    raise ValueError(f"record {record.index}: item_prompts has no {record.generation!r}")
+
+
+def vstar_answer(record: VStarProtocolRecord, to_model: Callable[[Sequence[float]], XYXY]) -> str:
+    """The ``<answer>`` text the evaluation parses for the record's generation (module
+    docstring); ``to_model`` maps a box in the item's original pixels to model space.
+
+    Where answers are ``{"s": [x1, y1, x2, y2], ...}`` (``json.dumps`` spacing, the form
+    the Where prompt shows), boxes rounded half up to integers as in :func:`rewrite_boxes`.
+    """
+    item = record.item
+    if record.generation == "what":
+        return item.answer
+    if record.generation in ("when_1", "when_2"):
+        return format_span(*item.span_s)
+    boxes = {
+        str(b.timestamp_s): [math.floor(v + 0.5) for v in to_model(b.xyxy)] for b in item.boxes
+    }
+    return json.dumps(boxes)
 
 
 def load_clip(
@@ -196,25 +252,34 @@ def _columns(
         if isinstance(record, SpatioTemporalRecord)
         else []
     )
+    key_times_s = [kf.time_s for kf in key_frames]
+    key_boxes = [
+        {name: [list(to_model(b, "rel1")) for b in boxes] for name, boxes in kf.objects.items()}
+        for kf in key_frames
+    ]
+    span_s: list[float] | None = None
+    if isinstance(record, (TemporalQARecord, TemporalMCQRecord)):
+        span_s = list(record.span_s)
+    if isinstance(record, VStarProtocolRecord):
+        claims = parse_trace(record.reasoning).claims if record.reasoning else []
+        name = claims[0].name if claims else "object"
+        key_times_s = [float(b.timestamp_s) for b in record.item.boxes]
+        key_boxes = [{name: [list(to_model(b.xyxy, "source_px"))]} for b in record.item.boxes]
+        span_s = list(record.item.span_s) if record.generation.startswith("when") else None
     return {
         "index": record.index,
         "id": record.id,
         "task": record.task,
         "answer": record.answer,
-        "answer_span_s": list(record.span_s)
-        if isinstance(record, (TemporalQARecord, TemporalMCQRecord))
-        else None,
+        "answer_span_s": span_s,
         "answer_letter": record.letter
         if isinstance(record, (TemporalMCQRecord, VideoMCQRecord))
         else None,
         "answer_box": list(to_model(record.answer_box, "source_px"))
         if isinstance(record, VisualQARecord)
         else None,
-        "key_times_s": [kf.time_s for kf in key_frames],
-        "key_boxes": [
-            {name: [list(to_model(b, "rel1")) for b in boxes] for name, boxes in kf.objects.items()}
-            for kf in key_frames
-        ],
+        "key_times_s": key_times_s,
+        "key_boxes": key_boxes,
         "frame_wh": list(clip.frame_wh),
         "source_wh": list(source_wh),
         "box_space": fam.box_space,
@@ -226,7 +291,8 @@ def _columns(
 def target_answer(record: Record, to_model: Callable[[Sequence[float]], XYXY]) -> str:
     """The ``<answer>`` text of the SFT target, in the form the task's system prompt asks.
 
-    ``to_model`` maps a box in original image pixels to model space (visual QA only).
+    ``to_model`` maps a box in original image pixels to model space (visual QA, and the
+    V-STaR item's pixels for ``V-STaR protocol``).
     """
     if isinstance(record, TemporalQARecord):
         return format_span(*record.span_s)
@@ -234,6 +300,8 @@ def target_answer(record: Record, to_model: Callable[[Sequence[float]], XYXY]) -
         return f"{format_span(*record.span_s)}.\nCorrect Option: {record.letter}"
     if isinstance(record, VisualQARecord):
         return rewrite_boxes(record.answer, to_model)
+    if isinstance(record, VStarProtocolRecord):
+        return vstar_answer(record, to_model)
     return record.answer
 
 

@@ -2,7 +2,8 @@
 
 Each entry becomes one record of its task — :class:`VisualQARecord`,
 :class:`TemporalQARecord`, :class:`TemporalMCQRecord`, :class:`SpatioTemporalRecord`,
-:class:`VideoMCQRecord`, :class:`VideoFreeFormRecord` — with the answer parsed (span, letter,
+:class:`VideoMCQRecord`, :class:`VideoFreeFormRecord`, and our own
+:class:`VStarProtocolRecord` (below) — with the answer parsed (span, letter,
 box) and the key frames joined with their ``key_items`` boxes, or is refused with every
 :class:`~o3video.data.validate.Issue` that made it unusable (:func:`record_from_dict`).
 Reading whole files is :mod:`o3video.data.load`; media files are :mod:`o3video.data.media`.
@@ -15,18 +16,36 @@ visual-QA text (reasoning included) from ``image_size`` pixels, so the released 
 traces are in pixels. :func:`~o3video.data.validate.reasoning_box_space` tells them apart
 per record — a trace whose every coordinate is <= 1 is normalized (in pixels every box
 would be smaller than a pixel) — and the record keeps the answer (``reasoning_box_space``).
+
+**``V-STaR protocol``** (ours, not in the published STGR): one of the five generations of a
+V-STaR item (SPEC §7), so that a model trained on it has seen the evaluation's prompt forms.
+The entry carries the whole item (``vstar``: an entry of a V-STaR file, checked as
+:func:`o3video.data.vstar.item_from_dict` checks it, issues named ``vstar.<field>``) and
+``generation`` (``what``, ``when_1``, ``where_1``, ``where_2`` or ``when_2``). The item is
+embedded rather than referenced so that a record stays readable on its own, whatever file
+it sits in. Its ``question`` and ``answer`` must be :func:`vstar_protocol_question` and
+:func:`vstar_protocol_answer` of the item (the file's view of the ground truth: the raw
+question, the answer text, ``"[s, e]"`` or the boxes in original pixels as JSON keyed by
+second); the prompt and the target are rendered later, per model family and frames shown
+(:func:`o3video.data.examples.to_example` with :func:`o3video.eval.vstar.item_prompts`).
+``reasoning_process`` is a short grounded think, boxes normalized 0–1 as for the other video
+tasks. These records are for SFT: no RL reward knows the task (each gives 0.0), so the
+synthetic corpus writes them into ``stgr_sft.json`` only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from o3video.boxes import WH, XYXY
 from o3video.data.validate import (
     Checker,
     Issue,
+    IssueKind,
     check_time_range,
     parse_box_answer,
     parse_letter_answer,
@@ -34,7 +53,11 @@ from o3video.data.validate import (
     parse_temporal_mcq_answer,
     reasoning_box_space,
 )
+from o3video.evidence import format_time
 from o3video.prompts import Task, task_for_stgr
+
+if TYPE_CHECKING:  # o3video.data.vstar imports o3video.data.load, which imports this module
+    from o3video.data.vstar import VStarItem
 
 StgrTask = Literal[
     "visual QA",
@@ -43,8 +66,23 @@ StgrTask = Literal[
     "temporal-spatial free-form QA",
     "General video QA MCQ",
     "General video QA Free-form",
+    "V-STaR protocol",
 ]
 STGR_TASK_NAMES: tuple[str, ...] = get_args(StgrTask)
+VSTAR_PROTOCOL_TASK = "V-STaR protocol"
+"""The task of :class:`VStarProtocolRecord` (ours; module docstring)."""
+
+VStarGeneration = Literal["what", "when_1", "where_1", "where_2", "when_2"]
+VSTAR_GENERATION_KEYS: tuple[str, ...] = get_args(VStarGeneration)
+"""The keys of :data:`o3video.eval.vstar.GENERATIONS`, in its order."""
+
+_PROTOCOL_TASKS: dict[str, Task] = {
+    "what": "free_form",
+    "when_1": "temporal",
+    "when_2": "temporal",
+    "where_1": "free_form",
+    "where_2": "free_form",
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +174,23 @@ class VideoFreeFormRecord(VideoRecord):
     """``General video QA Free-form``: a free-text answer."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class VStarProtocolRecord(VideoRecord):
+    """``V-STaR protocol`` (module docstring): generation ``generation`` of the V-STaR
+    ``item``; ``question``/``answer`` are :func:`vstar_protocol_question`/``_answer`` of it."""
+
+    generation: VStarGeneration
+    item: VStarItem
+
+    @property
+    def prompt_task(self) -> Task:
+        """The prompt task closest to the generation (``free_form`` for Where, whose system
+        prompt is :data:`~o3video.prompts.SYSTEM_PROMPT_VSTAR_WHERE`, no task's);
+        :func:`~o3video.data.examples.to_example` takes the system prompt from
+        :func:`~o3video.eval.vstar.item_prompts` anyway."""
+        return _PROTOCOL_TASKS[self.generation]
+
+
 Record = (
     VisualQARecord
     | TemporalQARecord
@@ -143,7 +198,88 @@ Record = (
     | SpatioTemporalRecord
     | VideoMCQRecord
     | VideoFreeFormRecord
+    | VStarProtocolRecord
 )
+
+
+def vstar_protocol_question(item: VStarItem, generation: str) -> str:
+    """The item's own question a generation asks (the raw text, before
+    :func:`~o3video.eval.vstar.item_prompts` wraps it): ``question`` (What),
+    ``temporal_question`` (When), ``spatial_question`` / ``spatial_question_2`` (Where)."""
+    if generation == "what":
+        return item.question
+    if generation in ("when_1", "when_2"):
+        return item.temporal_question
+    if generation == "where_1":
+        return item.spatial_question
+    if generation == "where_2":
+        return item.spatial_question_2
+    raise ValueError(f"unknown V-STaR generation {generation!r}; known: {VSTAR_GENERATION_KEYS}")
+
+
+def vstar_protocol_answer(item: VStarItem, generation: str) -> str:
+    """The ground truth of a generation as the file writes it: the answer text (What), the
+    span ``"[s, e]"`` (When), or the boxes in original pixels as JSON keyed by whole second
+    (Where; both chains ask for the same ground-truth boxes).
+
+    The target a model is trained on is written in its own answer form and box space by
+    :func:`o3video.data.examples.to_example`.
+    """
+    if generation == "what":
+        return item.answer
+    if generation in ("when_1", "when_2"):
+        return f"[{format_time(item.span_s[0])}, {format_time(item.span_s[1])}]"
+    if generation in ("where_1", "where_2"):
+        boxes = {str(b.timestamp_s): [_json_number(v) for v in b.xyxy] for b in item.boxes}
+        return json.dumps(boxes)
+    raise ValueError(f"unknown V-STaR generation {generation!r}; known: {VSTAR_GENERATION_KEYS}")
+
+
+def _json_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def vstar_protocol_entries(
+    raw_item: Mapping[str, Any],
+    *,
+    source: str,
+    video_path: str,
+    reasoning: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The five raw ``V-STaR protocol`` entries of one V-STaR entry, in the order of
+    :data:`VSTAR_GENERATION_KEYS`; ``reasoning`` maps a generation to its
+    ``reasoning_process`` (boxes normalized 0–1). ``ValueError`` for an unusable item.
+
+    >>> raw = {"vid": "v", "domain": "d", "fps": 10.0, "width": 100, "height": 50,
+    ...     "frame_count": 80, "question": "Which?", "answer": "the dog",
+    ...     "temporal_question": "When?", "timestamps": [1.5, 2.5], "spatial_question": "Where?",
+    ...     "spatial_question_2": "Where, moving?", "bboxes": [{"timestamp": 2,
+    ...     "frame_index": 20, "xmin": 10, "ymin": 5, "xmax": 30.5, "ymax": 25}]}
+    >>> [(e["generation"], e["answer"]) for e in vstar_protocol_entries(
+    ...     raw, source="s", video_path="v.mp4")][1:3]
+    [('when_1', '[1.5, 2.5]'), ('where_1', '{"2": [10, 5, 30.5, 25]}')]
+    """
+    from o3video.data.vstar import item_from_dict
+
+    item, issues = item_from_dict(dict(raw_item), 0)
+    if item is None:
+        raise ValueError(f"not a usable V-STaR item: {'; '.join(str(i) for i in issues)}")
+    out = []
+    for key in VSTAR_GENERATION_KEYS:
+        entry: dict[str, Any] = {
+            "task": VSTAR_PROTOCOL_TASK,
+            "source": source,
+            "video_path": video_path,
+            "image_size": list(item.frame_wh),
+            "generation": key,
+            "question": vstar_protocol_question(item, key),
+            "answer": vstar_protocol_answer(item, key),
+        }
+        if reasoning is not None and key in reasoning:
+            entry["reasoning_process"] = reasoning[key]
+        entry["vstar"] = dict(raw_item)
+        out.append(entry)
+    return out
 
 
 def record_from_dict(raw: Any, index: int) -> tuple[Record | None, list[Issue]]:
@@ -189,6 +325,8 @@ def _task_record(c: Checker, raw: dict[str, Any], common: dict[str, Any]) -> Rec
     if task == "visual QA":
         return _visual_qa(c, raw, common)
     video_path = c.text(raw, "video_path")
+    if task == VSTAR_PROTOCOL_TASK:
+        return _vstar_protocol(c, raw, common, video_path)
     if reasoning is not None:
         c.reasoning(reasoning, wh=(1, 1))
     if task != "temporal-spatial free-form QA":
@@ -225,6 +363,49 @@ def _task_record(c: Checker, raw: dict[str, Any], common: dict[str, Any]) -> Rec
         "General video QA Free-form": VideoFreeFormRecord,
     }[task]
     return cls(**common, video_path=video_path, **parsed)  # type: ignore[return-value]
+
+
+def _vstar_protocol(
+    c: Checker, raw: dict[str, Any], common: dict[str, Any], video_path: str | None
+) -> Record | None:
+    from o3video.data.vstar import item_from_dict  # see the TYPE_CHECKING import
+
+    if common["reasoning"] is not None:
+        c.reasoning(common["reasoning"], wh=(1, 1))
+    generation = c.text(raw, "generation")
+    if generation is not None and generation not in VSTAR_GENERATION_KEYS:
+        msg = f"unknown generation {generation!r}; known: {VSTAR_GENERATION_KEYS}"
+        c.error("generation", "bad_value", msg)
+        generation = None
+    item = None
+    inner = c.get(raw, "vstar", dict)
+    if inner is not None:
+        item, issues = item_from_dict(inner, c.index)
+        c.issues += [dataclasses.replace(i, field=f"vstar.{i.field}") for i in issues]
+    if item is None or generation is None:
+        return None
+    wh = common.get("image_size")
+    if wh is not None and wh != item.frame_wh:
+        msg = f"image_size {list(wh)} is not the item's {list(item.frame_wh)}"
+        c.error("image_size", "bad_value", msg)
+    checks: tuple[tuple[str, str, IssueKind], ...] = (
+        ("question", vstar_protocol_question(item, generation), "bad_value"),
+        ("answer", vstar_protocol_answer(item, generation), "bad_answer"),
+    )
+    for fld, want, kind in checks:
+        got = common[fld]
+        if got is not None and got != want:
+            c.error(fld, kind, f"{generation} of this item has {fld} {want!r:.80}, got {got!r:.60}")
+    if not c.ok or video_path is None:
+        return None
+    if common.get("duration_s") is None:  # the item tells the video's duration
+        common = {**common, "duration_s": item.duration_s}
+    return VStarProtocolRecord(
+        **common,
+        video_path=video_path,
+        generation=generation,  # type: ignore[arg-type]  # checked against the keys above
+        item=item,
+    )
 
 
 def _visual_qa(c: Checker, raw: dict[str, Any], common: dict[str, Any]) -> Record | None:
@@ -321,3 +502,5 @@ def check_times(c: Checker, record: Record, duration_s: float | None) -> None:
     if isinstance(record, SpatioTemporalRecord):
         for i, kf in enumerate(record.key_frames):
             check_time_range(c, kf.time_s, f"key_frames[{i}].time", duration_s)
+    if isinstance(record, VStarProtocolRecord):
+        check_time_range(c, record.item.span_s[1], "vstar.timestamps[1]", duration_s)

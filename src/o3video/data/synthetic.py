@@ -14,6 +14,11 @@ an H.264 MP4 and asks questions whose answers come from the ground truth:
 - ``vstar.json``: one V-STaR item (SPEC §7) per video that has an event a single object is
   the answer to ("Which shape passes in front of the red circle?" → ``"the blue square"``),
   with its span and its boxes at the whole seconds inside it.
+- ``stgr_sft.json`` also holds, after each video's six records and unless
+  ``vstar_protocol=False``, the five ``V-STaR protocol`` records of its V-STaR item
+  (:class:`~o3video.data.stgr.VStarProtocolRecord`: the evaluation's five prompt forms, so a
+  model trained on the corpus has seen them; SFT only, as no RL reward knows the task).
+  ``vstar.json`` is written all the same: the held-out seeds' corpus is evaluated with it.
 - ``videos/`` (MP4), ``gt/`` (per-frame ground truth as JSON), ``keyframes/`` (JPEG),
   ``images/`` (PNG) and ``manifest.json``. Every path in the records is relative to the
   output folder, which is the media root of ``source`` ``"synthetic"``.
@@ -48,6 +53,7 @@ from PIL import Image
 import o3video
 from o3video.data.questions import Question, QuestionWriter
 from o3video.data.render import render_frames, write_video
+from o3video.data.stgr import vstar_protocol_entries
 from o3video.data.world import Track, World, WorldConfig, render_world
 
 logger = logging.getLogger(__name__)
@@ -153,7 +159,27 @@ def _make_video(job: tuple[Path, int, int, WorldConfig]) -> tuple[list[Record], 
             image.save(out / rel, quality=92)
     sft = [_record(a, ask, vid, True) for a, _ in picked]
     rl = [_record(b, ask, vid, False) for _, b in picked]
-    return sft, rl, ask.vstar(vid, SOURCE)
+    vstar = ask.vstar(vid, SOURCE)
+    return sft, rl, vstar, [r for item in vstar for r in _protocol_records(item, ask, vid)]
+
+
+def _protocol_records(item: Record, ask: QuestionWriter, vid: str) -> list[Record]:
+    """The five ``V-STaR protocol`` records of a V-STaR item, each with a short grounded
+    reasoning from the ground truth (the object at one or two of the item's whole seconds,
+    normalized box and true frame time): short, because a tiny model learns them."""
+    i = next(t.index for t in ask.tr if f"the {t.name}" == item["answer"])
+    ks = [b["frame_index"] for b in item["bboxes"]]
+    seen = f"It is seen at {ask.claim(i, ks[0])}"
+    seen += f" and at {ask.claim(i, ks[-1])}." if len(ks) > 1 else "."
+    reasoning = {
+        "what": f"It is {ask.claim(i, ks[len(ks) // 2])}.",
+        "when_1": seen,
+        "when_2": seen,
+        "where_1": f"It is at {ask.claim(i, ks[0])}.",
+        "where_2": f"It is at {ask.claim(i, ks[0])}.",
+    }
+    video = f"videos/{vid}.mp4"
+    return vstar_protocol_entries(item, source=SOURCE, video_path=video, reasoning=reasoning)
 
 
 def _dump(path: Path, data: object) -> Path:
@@ -169,6 +195,7 @@ def synthesize(
     *,
     progress: Progress | None = None,
     workers: int | None = None,
+    vstar_protocol: bool = True,
 ) -> SynthResult:
     """Write ``n`` synthetic videos with STGR records and V-STaR items into ``out_dir``.
 
@@ -178,6 +205,8 @@ def synthesize(
 
     ``progress(done, total)`` is called after each video. ``workers`` processes render and
     encode (default: one per CPU, none below 16 videos); results do not depend on it.
+    ``vstar_protocol`` adds the ``V-STaR protocol`` records to ``stgr_sft.json`` (module
+    docstring; recorded in ``manifest.json``).
 
     >>> result = synthesize("synth", 1000, seed=0, progress=lambda d, t: None)  # doctest: +SKIP
     >>> result.num_videos, sorted(result.sft_counts)[0]                         # doctest: +SKIP
@@ -209,7 +238,7 @@ def synthesize(
                 results.append(res)
                 if progress:
                     progress(len(results), n)
-    sft = [r for res in results for r in res[0]]
+    sft = [r for res in results for r in res[0] + (res[3] if vstar_protocol else [])]
     rl = [r for res in results for r in res[1]]
     vstar = [r for res in results for r in res[2]]
     sft_counts, rl_counts = (
@@ -221,7 +250,7 @@ def synthesize(
         "encoder": f"PyAV {av.__version__} libx264",
         "seed": seed, "num_videos": n, "config": {**dataclasses.asdict(cfg), "fps": str(cfg.rate)},
         "counts": {"stgr_sft": sft_counts, "stgr_rl": rl_counts, "vstar": len(vstar)},
-        "media_root": ".", "source": SOURCE,
+        "media_root": ".", "source": SOURCE, "vstar_protocol": vstar_protocol,
     }  # fmt: skip
     files = (
         _dump(out / "stgr_sft.json", sft),

@@ -32,6 +32,7 @@ import numpy as np
 from o3video.data.shapes import COLOURS, SHAPES, placement, shape_mask
 
 Side = Literal["left", "right", "top", "bottom"]
+Background = Literal["flat", "gradient"]
 SIDES: tuple[Side, ...] = ("left", "right", "top", "bottom")
 _OUTWARD: dict[str, tuple[int, int]] = {
     "left": (-1, 0),
@@ -68,6 +69,12 @@ class WorldConfig:
     occlusion_min_frac: float = 0.15  # an object is "covered" when this much of it is hidden
     occlusion_min_frames: int = 3  # ... for at least this many consecutive frames
     background_noise: float = 8.0  # std of the static per-pixel noise of the background
+    # "flat": one grey-ish level plus the noise. "gradient": the same, plus a smooth ramp that
+    # tells a patch where it is (red rises left -> right, blue top -> bottom, by
+    # ``gradient_amplitude``): a vision encoder with only relative (rotary) positions cannot
+    # otherwise recover absolute position on a uniform background.
+    background: Background = "flat"
+    gradient_amplitude: float = 120.0
     crf: int = 20  # x264 quality (lower is better); encoding is "ultrafast", keyframe every 2 s
 
     def __post_init__(self) -> None:
@@ -82,6 +89,8 @@ class WorldConfig:
             raise ValueError(f"unknown colours or shapes: {sorted(unknown)}")
         if self.fps <= 0 or self.duration_s * self.fps < 8:
             raise ValueError(f"need fps > 0 and at least 8 frames: {self.fps=} {self.duration_s=}")
+        if self.background not in ("flat", "gradient"):
+            raise ValueError(f"background must be 'flat' or 'gradient': {self.background!r}")
         if self.width % 2 or self.height % 2:
             raise ValueError(f"H.264 yuv420p needs an even frame size: {self.width}x{self.height}")
 
@@ -234,10 +243,22 @@ def _draw(rng: np.random.Generator, seed: int, cfg: WorldConfig) -> World:
     paths = [_simulate(rng, cfg, late_ok=i >= 2) for i in range(n)]
     level = rng.uniform(35, 85) + rng.uniform(-10, 10, size=3)
     noise = rng.normal(0.0, cfg.background_noise, size=(cfg.height, cfg.width, 1))
-    background = np.clip(level + noise, 0, 255).astype(np.uint8)
+    background = np.clip(level + noise + _ramp(cfg), 0, 255).astype(np.uint8)
     times = tuple(float(Fraction(k) / cfg.rate) for k in range(cfg.num_frames))
     tracks, occlusions = _ground_truth(cfg, looks, depths, paths)
     return World(seed, cfg, times, tracks, occlusions, background)
+
+
+def _ramp(cfg: WorldConfig) -> np.ndarray | float:
+    """The position cue added to the background: 0 for "flat"; for "gradient" an
+    ``(H, W, 3)`` ramp, red ``0 → gradient_amplitude`` left to right, blue top to bottom.
+    Deterministic (no random draw), so a world's objects do not depend on the background."""
+    if cfg.background == "flat":
+        return 0.0
+    ramp = np.zeros((cfg.height, cfg.width, 3))
+    ramp[:, :, 0] = np.linspace(0.0, cfg.gradient_amplitude, cfg.width)[None, :]
+    ramp[:, :, 2] = np.linspace(0.0, cfg.gradient_amplitude, cfg.height)[:, None]
+    return ramp
 
 
 @dataclass

@@ -1,0 +1,261 @@
+"""``V-STaR protocol`` records: the evaluation's five prompts as SFT examples (issue 7).
+
+A hand-made item on a 1280×720 video of 16 frames at 4 fps (4 s): span [0.6, 2.7] s, so
+Where asks the whole seconds 1 and 2, which hold the two ground-truth boxes. At the published
+budget Qwen2.5-VL sees 420×224 frames and Qwen3-VL 416×224 (1000-grid boxes), so every box
+is converted: the targets must read back, through the evaluation's own parsers, to the
+ground truth (spans exactly, boxes within half a model unit), and the prompts must be the
+ones :func:`o3video.eval.vstar.item_prompts` gives for the frames shown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from videos import encode_video
+
+from o3video.boxes import convert_xyxy
+from o3video.data.examples import to_example
+from o3video.data.load import load_stgr
+from o3video.data.stgr import (
+    VSTAR_GENERATION_KEYS,
+    VSTAR_PROTOCOL_TASK,
+    VStarProtocolRecord,
+    record_from_dict,
+    vstar_protocol_entries,
+)
+from o3video.data.synthetic import SynthResult, synthesize
+from o3video.data.vstar import item_from_dict
+from o3video.eval.judge import ExactMatchJudge, JudgeItem
+from o3video.eval.vstar import GENERATIONS, answer_part, item_prompts
+from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
+from o3video.evidence import parse_trace
+from o3video.families import get_family
+from o3video.prompts import build_messages
+from o3video.train.dataset import ExampleSource
+
+RAW_ITEM: dict[str, Any] = {
+    "vid": "clip", "domain": "test", "fps": 4.0, "width": 1280, "height": 720,
+    "frame_count": 16, "question": "Which animal runs?", "answer": "the dog",
+    "temporal_question": "When does the dog run?", "timestamps": [0.6, 2.7],
+    "spatial_question": "Where is the dog while it runs?",
+    "spatial_question_2": "Where is the dog running?",
+    "bboxes": [
+        {"timestamp": 1, "frame_index": 4, "xmin": 100, "ymin": 50, "xmax": 400.5, "ymax": 300},
+        {"timestamp": 2, "frame_index": 8, "xmin": 640, "ymin": 360, "xmax": 1279, "ymax": 719},
+    ],
+}  # fmt: skip
+REASONING = {
+    "what": "It is <obj>dog</obj><box>[0.5,0.5,0.999,0.999]</box>at<t>2.0</t>s.",
+    "when_1": "<obj>dog</obj><box>[0.078,0.069,0.313,0.417]</box>at<t>1.0</t>s and at <t>2.0</t>s.",
+    "when_2": "It runs from about <t>1.0</t>s to <t>2.5</t>s.",
+    "where_1": "It is at <obj>dog</obj><box>[0.078,0.069,0.313,0.417]</box>at<t>1.0</t>s.",
+    "where_2": "It is at <obj>dog</obj><box>[0.078,0.069,0.313,0.417]</box>at<t>1.0</t>s.",
+}
+FAMILIES = ("qwen2_5_vl", "qwen3_vl")
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    (root / "videos").mkdir()
+    encode_video(root / "videos/clip.mp4", list(range(16)), Fraction(1, 4), rate=4,
+                 size_wh=(1280, 720))  # fmt: skip
+    return root
+
+
+def entries(**changes: Any) -> list[dict[str, Any]]:
+    raw = vstar_protocol_entries(
+        RAW_ITEM, source="synthetic", video_path="videos/clip.mp4", reasoning=REASONING
+    )
+    return [{**e, **changes} for e in raw]
+
+
+def records() -> list[VStarProtocolRecord]:
+    out = []
+    for i, raw in enumerate(entries()):
+        record, issues = record_from_dict(raw, i)
+        assert issues == [] and isinstance(record, VStarProtocolRecord)
+        out.append(record)
+    return out
+
+
+def test_entries_validate_in_the_evaluation_order() -> None:
+    item, _ = item_from_dict(RAW_ITEM, 0)
+    assert item is not None
+    got = records()
+    assert tuple(key for key, _ in GENERATIONS) == VSTAR_GENERATION_KEYS
+    assert [r.generation for r in got] == list(VSTAR_GENERATION_KEYS)
+    assert {r.task for r in got} == {VSTAR_PROTOCOL_TASK}
+    # The item is read as its own file reads it, numbered as the record.
+    assert all(r.item == replace(item, index=r.index) and r.duration_s == 4.0 for r in got)
+    assert [r.question for r in got] == [
+        "Which animal runs?",
+        "When does the dog run?",
+        "Where is the dog while it runs?",
+        "Where is the dog running?",
+        "When does the dog run?",
+    ]
+    assert [r.answer for r in got[:3]] == [
+        "the dog",
+        "[0.6, 2.7]",
+        '{"1": [100, 50, 400.5, 300], "2": [640, 360, 1279, 719]}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("k", "changes", "expected"),
+    [
+        (0, {"generation": "where_3"}, [("generation", "bad_value")]),
+        (0, {"generation": None}, [("generation", "missing_field")]),
+        (0, {"vstar": None}, [("vstar", "missing_field")]),
+        (1, {"vstar": {**RAW_ITEM, "fps": 0}}, [("vstar.fps", "bad_value")]),
+        (1, {"vstar": {**RAW_ITEM, "timestamps": [3, 1]}}, [("vstar.timestamps", "bad_time")]),
+        (1, {"answer": "[0.6, 2.8]"}, [("answer", "bad_answer")]),
+        (2, {"question": "Where is it?"}, [("question", "bad_value")]),
+        (2, {"image_size": [640, 360]}, [("image_size", "bad_value")]),
+        (3, {"video_path": None}, [("video_path", "missing_field")]),
+        (4, {"duration": 2.0}, [("vstar.timestamps[1]", "time_out_of_range")]),
+    ],
+)
+def test_bad_records_name_index_and_field(
+    k: int, changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    record, issues = record_from_dict(entries(**changes)[k], 9)
+    assert record is None
+    assert [(i.field, i.kind) for i in issues if i.severity == "error"] == expected
+    assert {i.index for i in issues} == {9}
+
+
+def source_px(box: tuple[float, ...], family: str, frame_wh: tuple[int, int]) -> tuple[float, ...]:
+    space = get_family(family).box_space
+    return convert_xyxy(box, space, "source_px", source_wh=(1280, 720), frame_wh=frame_wh)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_examples_use_the_evaluation_prompts_and_parse_back_to_the_truth(
+    media: Path, family: str
+) -> None:
+    fam = get_family(family)
+    item, _ = item_from_dict(RAW_ITEM, 0)
+    assert item is not None
+    for record in records():
+        ex = to_example(record, media, family)
+        assert ex.clip.frame_wh == ((420, 224) if family == "qwen2_5_vl" else (416, 224))
+        assert ex.clip.num_frames == 8
+        prompts = {
+            key: (system, text) for key, system, text in item_prompts(item, fam, ex.clip.frame_wh)
+        }
+        system, text = prompts[record.generation]
+        assert ex.messages == build_messages(ex.clip, text, system_prompt=system)
+        assert ex.target is not None
+        trace = parse_trace(ex.target)
+        assert not trace.problems, trace.problems
+        answer = answer_part(ex.target)
+        if record.generation == "what":
+            judge = ExactMatchJudge()
+            assert judge.rate([JudgeItem(item.question, item.answer, answer)]) == [3]
+        elif record.generation.startswith("when"):
+            assert parse_time_answer(answer) == item.span_s == (0.6, 2.7)
+            assert ex.columns["answer_span_s"] == [0.6, 2.7]
+        else:
+            boxes = parse_box_answer(answer)
+            assert list(boxes) == [1.0, 2.0]
+            # Half a model unit, in source pixels: 1280/420 or 1280/1000 per unit.
+            unit = source_px((0, 0, 1, 1), family, ex.clip.frame_wh)
+            for gt in item.boxes:
+                (pred,) = boxes[float(gt.timestamp_s)]
+                assert all(isinstance(v, float) and v.is_integer() for v in pred)
+                back = source_px(pred, family, ex.clip.frame_wh)
+                for j in range(4):
+                    assert abs(back[j] - gt.xyxy[j]) <= unit[2 + j % 2] / 2 + 1e-9
+            assert json.loads(answer) == {
+                str(int(s)): [round(v) for v in b[0]] for s, b in boxes.items()
+            }
+            assert ex.columns["key_times_s"] == [1.0, 2.0]
+            assert list(ex.columns["key_boxes"][0]) == ["dog"]
+
+
+def test_when_2_prompt_and_where_targets_follow_the_frames_shown(media: Path) -> None:
+    by_key = {r.generation: r for r in records()}
+    small = to_example(by_key["where_1"], media, "qwen2_5_vl", max_pixels=64 * 28 * 28)
+    big = to_example(by_key["where_1"], media, "qwen2_5_vl")
+    assert small.clip.frame_wh != big.clip.frame_wh
+    assert answer_part(small.target or "") != answer_part(big.target or "")
+    ask = to_example(by_key["when_2"], media, "qwen2_5_vl")
+    # (100, 50, 400.5, 300) and (640, 360, 1279, 719) × (420/1280, 224/720), rounded.
+    assert "[33, 16, 131, 93], [210, 112, 420, 224]" in ask.messages[1]["content"][-1]["text"]
+    # The reasoning's normalized boxes become model pixels, like any other video record.
+    assert ask.target == (
+        "<think>It runs from about <t>1.0</t>s to <t>2.5</t>s.</think>\n"
+        "<answer>From <t>0.6</t>s to <t>2.7</t>s</answer>"
+    )
+    where = to_example(by_key["where_1"], media, "qwen2_5_vl")
+    assert where.target == (
+        "<think>It is at <obj>dog</obj><box>[33,15,131,93]</box>at<t>1.0</t>s.</think>\n"
+        '<answer>{"1": [33, 16, 131, 93], "2": [210, 112, 420, 224]}</answer>'
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    return synthesize(tmp_path_factory.mktemp("synth"), 3, seed=0)
+
+
+def test_synthesized_sft_file_holds_the_protocol_records(corpus: SynthResult) -> None:
+    out = corpus.out_dir
+    sft = json.loads((out / "stgr_sft.json").read_text())
+    rl = json.loads((out / "stgr_rl.json").read_text())
+    vstar = json.loads((out / "vstar.json").read_text())
+    protocol = [r for r in sft if r["task"] == VSTAR_PROTOCOL_TASK]
+    assert corpus.num_vstar == len(vstar) > 0
+    assert len(protocol) == 5 * len(vstar) == corpus.sft_counts[VSTAR_PROTOCOL_TASK]
+    assert not any(r["task"] == VSTAR_PROTOCOL_TASK for r in rl)
+    assert [r["vstar"] for r in protocol] == [item for item in vstar for _ in range(5)]
+    assert json.loads((out / "manifest.json").read_text())["vstar_protocol"] is True
+    data = load_stgr(out / "stgr_sft.json", out, strict=True)
+    loaded = [r for r in data.records if isinstance(r, VStarProtocolRecord)]
+    assert len(loaded) == len(protocol)
+    for record in loaded:
+        trace = parse_trace(f"<think>{record.reasoning}</think><answer>x</answer>")
+        assert not trace.problems and trace.claims
+        assert f"the {trace.claims[0].name}" == record.item.answer
+
+
+def test_protocol_records_can_be_left_out(tmp_path: Path) -> None:
+    result = synthesize(tmp_path, 2, seed=0, vstar_protocol=False)
+    sft = json.loads((tmp_path / "stgr_sft.json").read_text())
+    assert VSTAR_PROTOCOL_TASK not in result.sft_counts
+    assert not any(r["task"] == VSTAR_PROTOCOL_TASK for r in sft)
+    assert json.loads((tmp_path / "manifest.json").read_text())["vstar_protocol"] is False
+
+
+def test_train_dataset_builds_sft_rows_from_them(corpus: SynthResult) -> None:
+    out = corpus.out_dir
+    data = load_stgr(out / "stgr_sft.json", out, strict=True)
+    protocol = [r for r in data.records if isinstance(r, VStarProtocolRecord)]
+    source = ExampleSource(protocol, out, max_frames=4, max_pixels=64 * 28 * 28)
+    for i, record in enumerate(protocol):
+        row = source.sft_row(i)
+        system, _ = row["prompt"][0], row["prompt"][1]
+        key, want, text = next(
+            p
+            for p in item_prompts(
+                record.item, get_family("qwen2_5_vl"), source.example(i).clip.frame_wh
+            )
+            if p[0] == record.generation
+        )
+        assert system["content"][0]["text"] == want and key == record.generation
+        assert row["prompt"][1]["content"][-1]["text"] == text
+        assert row["completion"][0]["content"][0]["text"].endswith("</answer>")
+        assert len(row["images"]) == source.example(i).clip.num_frames
+    assert source.decodes == len({r.video_path for r in protocol})
+    pytest.importorskip("datasets")
+    from o3video.train.dataset import sft_dataset
+
+    assert len(sft_dataset(source)) == len(protocol)
