@@ -259,3 +259,27 @@ def test_cli_takes_the_frame_budget_from_the_model_card(synth: SynthResult, tmp_
     assert video == {
         "fps": 1.0, "min_frames": 2, "max_frames": 3, "min_pixels": 3136, "max_pixels": 12544
     }  # fmt: skip
+
+
+def test_constant_baseline_is_scored_like_a_run(
+    synth: SynthResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from o3video.eval.baselines import constant_answers, constant_results
+
+    items = load_items(synth.out_dir / "vstar.json", synth.out_dir)
+    answer, span, box = constant_answers(items)
+    assert span[0] < span[1]
+    raw = json.loads((synth.out_dir / "vstar.json").read_text())
+    results = constant_results([raw[i.index] for i in items], items, items)
+    first = results[0]
+    assert first["answer_vqa"] == answer and first["answer_temporal"] == first["answer_temporal_2"]
+    asked = whole_seconds(items[0].span_s)
+    assert json.loads(first["answer_spatial"]) == {str(s): box for s in asked}
+    assert len(json.loads(first["answer_spatial_2"])) == len(items[0].boxes)
+    out = tmp_path / "base"
+    argv = ["eval", "vstar-baseline", "--train", str(synth.out_dir), "--data", str(synth.out_dir)]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "scores.json").read_text())
+    assert saved["label"] == "constant baseline" and saved["scores"]["mam"] == printed["mam"]
+    assert 0.0 <= printed["mam"] < 1.0

@@ -65,6 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     eval_vstar.add_bench_arguments(bench)
+    baseline = sub.add_parser(
+        "vstar-baseline",
+        help="score the constant baseline (training answer, span and box) on V-STaR",
+        description=eval_vstar.__doc__,
+        epilog="example:\n  o3video eval vstar-baseline --train runs/synth --data runs/synth-eval "
+        "--out runs/ev-baseline\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    eval_vstar.add_baseline_arguments(baseline)
     merge = sub.add_parser(
         "merge",
         help="join the shards of a V-STaR run, judge and score it",
@@ -109,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         return eval_vstar.run_vstar_command(args)
     if args.eval_command == "bench":
         return eval_vstar.run_bench_command(args)
+    if args.eval_command == "vstar-baseline":
+        return eval_vstar.run_baseline_command(args)
     if args.eval_command == "merge":
         return eval_vstar.run_merge_command(args)
     if args.eval_command == "report":

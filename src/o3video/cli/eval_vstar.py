@@ -126,6 +126,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
 
 
+def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", type=Path, required=True, help="training V-STaR file or folder")
+    p.add_argument("--data", type=Path, required=True, help="evaluation V-STaR file or folder")
+    p.add_argument("--out", type=Path, required=True, help="the run folder")
+    _judge_arguments(p)
+
+
 def add_merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run folder of `o3video eval vstar|bench`")
     _judge_arguments(p)
@@ -305,3 +312,46 @@ def run_merge_command(args: argparse.Namespace) -> int:
     settings = meta["settings"]
     _, _, synthetic = resolve_data(Path(settings["data"]), Path(settings["media_root"]))
     return _print_scores(args, args.run_dir, synthetic)
+
+
+def run_baseline_command(args: argparse.Namespace) -> int:
+    """Score the constant baseline (:mod:`o3video.eval.baselines`) like a model run."""
+    from o3video.data.load import json_entries
+    from o3video.eval.baselines import constant_results
+    from o3video.eval.judge import JudgeItem
+    from o3video.eval.vstar import load_items
+    from o3video.eval.vstar_score import ScoreConfig, format_table, score_vstar
+
+    train_file, train_root, _ = resolve_data(args.train, None)
+    file, root, synthetic = resolve_data(args.data, None)
+    items = load_items(file, root)
+    raw = dict(json_entries(file))
+    results = constant_results(
+        [raw[i.index] for i in items], items, load_items(train_file, train_root)
+    )
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    judge = _judge(args, out, synthetic)
+    ratings = judge.rate(
+        [
+            JudgeItem(i.question, i.answer, r["answer_vqa"])
+            for i, r in zip(items, results, strict=True)
+        ]
+    )
+    scores = score_vstar(results, ratings, ScoreConfig(mode=args.mode))
+    label = args.label or "constant baseline"
+    doc = {
+        "benchmark": "vstar",
+        "model": f"constant baseline ({train_file})",
+        "label": label,
+        "mode": args.mode,
+        "judge": judge.name,
+        "scores": scores.to_dict(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    (out / "judgements.json").write_text(json.dumps(ratings) + "\n", encoding="utf-8")
+    (out / "scores.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    table = format_table(scores)
+    (out / "report.md").write_text(f"# V-STaR: {label}\n\n```\n{table}\n```\n", encoding="utf-8")
+    print(json.dumps(scores.to_dict()) if args.json else table)
+    return 0
