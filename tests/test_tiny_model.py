@@ -240,3 +240,17 @@ def test_qwen3_processor_writes_true_timestamps(processor: Any) -> None:
     assert "<1.2 seconds>" in text and "<2.2 seconds>" in text
     assert "second_per_grid_ts" not in inputs
     assert torch.equal(inputs["video_grid_thw"], torch.tensor([[2, 4, 6]]))
+
+
+def test_size_is_configurable(tmp_path: Path) -> None:
+    out = build_tiny_model(
+        tmp_path / "bigger", seed=0, hidden_size=96, num_layers=3, vision_hidden_size=64,
+        vision_depth=3, vision_num_heads=4,
+    )  # fmt: skip
+    config = transformers.AutoConfig.from_pretrained(out)
+    assert (config.text_config.hidden_size, config.text_config.num_hidden_layers) == (96, 3)
+    vision = config.vision_config
+    assert (vision.hidden_size, vision.depth, vision.num_heads) == (64, 3, 4)
+    assert vision.fullatt_block_indexes == [2] and vision.out_hidden_size == 96
+    with pytest.raises(ValueError, match="vision_hidden_size"):
+        build_tiny_model(tmp_path / "bad", vision_hidden_size=40, vision_num_heads=2)

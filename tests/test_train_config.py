@@ -113,3 +113,48 @@ def test_cli_print_config(capsys: pytest.CaptureFixture[str]) -> None:
     recipe = ROOT / "recipes" / "synthetic-tiny-gspo.yaml"
     assert main(["train", "rl", "--config", str(recipe), "max_steps=5", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["rl"]["max_steps"] == 5
+
+
+def test_synth_world_and_tiny_size_from_a_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "model:\n  tiny: {hidden_size: 96, num_layers: 3, vision_depth: 3}\n"
+        "data:\n  synth:\n    n: 2\n"
+        "    world: {width: 112, height: 112, num_objects: [1, 3], background: gradient}\n"
+    )
+    cfg = load_config(path, ["data.synth.world.duration_s=6"])
+    assert (cfg.model.tiny.hidden_size, cfg.model.tiny.num_layers) == (96, 3)
+    assert cfg.model.tiny.vision_depth == 3 and cfg.model.tiny.vision_hidden_size == 32
+    assert cfg.data.synth is not None
+    world = cfg.data.synth.world_config()
+    assert (world.width, world.height, world.duration_s) == (112, 112, 6)
+    assert world.num_objects == (1, 3) and world.background == "gradient"
+    assert load_config(None, ["data.synth.n=1"]).data.synth.world_config().width == 224  # type: ignore[union-attr]
+    # An override inside a mapping sets one key and keeps the others.
+    rewards = load_config(None, ["rl.rewards.answer=2.0"]).rl.rewards
+    assert rewards["answer"] == 2.0 and rewards["spatial"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.synth.world.colour=red", "unknown key 'data.synth.world.colour'"),
+        ("data.synth.world.background=stripes", "data.synth.world: background must be"),
+        ("data.synth.world.width=223", "data.synth.world: H.264"),
+        ("model.tiny.depth=2", "unknown key 'model.tiny.depth'"),
+    ],
+)
+def test_bad_world_or_tiny_keys_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_a_tiny_base_model_is_not_silently_reused_with_another_size(tmp_path: Path) -> None:
+    from o3video.train.config import ModelConfig, TinyModelConfig
+    from o3video.train.sft import resolve_model_path
+
+    small = ModelConfig(path="tiny:0", tiny=TinyModelConfig(hidden_size=32))
+    path = resolve_model_path(small, tmp_path)
+    assert resolve_model_path(small, tmp_path) == path  # the same one: reused
+    with pytest.raises(ConfigError, match="holds a tiny model built as"):
+        resolve_model_path(ModelConfig(path="tiny:1", tiny=small.tiny), tmp_path)

@@ -187,6 +187,7 @@ def tiny_config(
     num_kv_heads: int = 2,
     vision_hidden_size: int = 32,
     vision_depth: int = 2,
+    vision_num_heads: int = 2,
 ) -> Any:
     """A ``Qwen2_5_VLConfig`` at toy width whose token ids match ``tokenizer``.
 
@@ -202,6 +203,12 @@ def tiny_config(
     if head_dim * num_heads != hidden_size or head_dim % 8:
         raise ValueError(
             f"hidden_size {hidden_size} / num_heads {num_heads} must be a multiple of 8"
+        )
+    vision_head_dim = vision_hidden_size // vision_num_heads
+    if vision_head_dim * vision_num_heads != vision_hidden_size or vision_head_dim % 8:
+        raise ValueError(
+            f"vision_hidden_size {vision_hidden_size} / vision_num_heads {vision_num_heads}"
+            " must be a multiple of 8"
         )
     half = head_dim // 2
     mrope_section = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
@@ -227,7 +234,7 @@ def tiny_config(
         "depth": vision_depth,
         "hidden_size": vision_hidden_size,
         "intermediate_size": 2 * vision_hidden_size,
-        "num_heads": 2,
+        "num_heads": vision_num_heads,
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
@@ -254,13 +261,19 @@ def build_tiny_model(
     vocab_size: int = 1024,
     hidden_size: int = 64,
     num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    vision_hidden_size: int = 32,
+    vision_depth: int = 2,
+    vision_num_heads: int = 2,
 ) -> Path:
     """Build a tiny random Qwen2.5-VL with its processor and save both to ``out_dir``.
 
     Deterministic given ``seed`` (weights drawn under a forked torch RNG, so the caller's
     random state is untouched). The result loads offline with ``AutoProcessor`` and
-    ``AutoModelForImageTextToText.from_pretrained(out_dir)``; it is about 1 MB in float32.
-    Returns ``out_dir`` as a ``Path``.
+    ``AutoModelForImageTextToText.from_pretrained(out_dir)``; at the default size it is about
+    1 MB in float32 (the size arguments are those of :func:`tiny_config`). Returns ``out_dir``
+    as a ``Path``.
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
@@ -268,7 +281,16 @@ def build_tiny_model(
     out = Path(out_dir)
     tokenizer = build_tiny_tokenizer(vocab_size)
     processor = build_tiny_processor(tokenizer)
-    config = tiny_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers)
+    config = tiny_config(
+        tokenizer,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        vision_hidden_size=vision_hidden_size,
+        vision_depth=vision_depth,
+        vision_num_heads=vision_num_heads,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(config).eval()

@@ -47,21 +47,67 @@ class ConfigError(O3VideoError):
 
 
 @dataclass
+class TinyModelConfig:
+    """The size of the ``tiny:<seed>`` model (:func:`o3video.models.tiny.tiny_config`).
+
+    The defaults are the test model (about 1 MB). ``hidden_size / num_heads`` must be a
+    multiple of 8; ``vision_hidden_size / vision_num_heads`` too.
+    """
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    vision_hidden_size: int = 32
+    vision_depth: int = 2
+    vision_num_heads: int = 2
+    vocab_size: int = 1024
+
+
+@dataclass
 class ModelConfig:
     """The policy to train: a checkpoint path/name, or ``tiny:<seed>`` for the tiny random
-    Qwen2.5-VL (:func:`o3video.models.tiny.build_tiny_model`), built in the output folder."""
+    Qwen2.5-VL (:func:`o3video.models.tiny.build_tiny_model`), built in the output folder
+    at the size ``tiny`` gives (ignored for any other ``path``)."""
 
     path: str = "tiny:0"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: str | None = None
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
 @dataclass
 class SynthConfig:
-    """Synthesize the data (:func:`o3video.data.synthetic.synthesize`) when ``stgr`` is absent."""
+    """Synthesize the data (:func:`o3video.data.synthetic.synthesize`) when ``stgr`` is absent.
+
+    ``world`` overrides fields of :class:`o3video.data.world.WorldConfig` (lists become
+    tuples), e.g. ``{width: 112, height: 112, num_objects: [1, 3], background: gradient}``;
+    an unknown field or a bad value is a :class:`ConfigError` naming it.
+    """
 
     n: int = 16
     seed: int = 0
+    world: dict[str, Any] | None = None
+
+    def world_config(self) -> Any:
+        """The :class:`~o3video.data.world.WorldConfig` this asks for (defaults + ``world``)."""
+        from o3video.data.world import WorldConfig
+
+        overrides = dict(self.world or {})
+        known = {f.name for f in dataclasses.fields(WorldConfig)}
+        for key in overrides:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown key 'data.synth.world.{key}'; known keys here: "
+                    f"{', '.join(sorted(known))}"
+                )
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+        }
+        try:
+            return WorldConfig(**values)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"data.synth.world: {e}") from e
 
 
 @dataclass
@@ -195,14 +241,46 @@ def load_config(
             raise ConfigError(f"override {item!r} is not key=value")
         dotted = _resolve_key(config, key.strip(), stage)
         value = yaml.safe_load(raw) if raw.strip() else None
+        parts = dotted.split(".")
+        value = _into_mapping(config, parts, value)
         nested: dict[str, Any] = {}
         node = nested
-        parts = dotted.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
         _merge(config, nested, "", f"override {item!r}")
+    if config.data.synth is not None:
+        config.data.synth.world_config()  # unknown or bad world fields fail here, not mid-run
     return config
+
+
+def _into_mapping(config: RunConfig, parts: list[str], value: Any) -> Any:
+    """An override reaching inside a mapping field (``data.synth.world.width=112``) sets one
+    key of the mapping and keeps the others: ``parts`` is cut back to the field and the
+    merged mapping returned; any other override is returned unchanged."""
+    obj: Any = config
+    for i, part in enumerate(parts[:-1]):
+        if obj is None or not dataclasses.is_dataclass(obj):
+            return value
+        hints = typing.get_type_hints(type(obj))
+        if part not in hints:
+            return value  # _merge names the unknown key
+        if _dataclass_of(hints[part]) is not None:
+            obj = getattr(obj, part)
+            continue
+        current = getattr(obj, part)
+        if current is not None and not isinstance(current, dict):
+            return value
+        merged: dict[str, Any] = dict(current or {})
+        node = merged
+        for key in parts[i + 1 : -1]:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[parts[-1]] = value
+        del parts[i + 1 :]
+        return merged
+    return value
 
 
 def _resolve_key(config: RunConfig, key: str, stage: Stage | None) -> str:

@@ -233,7 +233,9 @@ def source_from_config(
                 data.synth.seed,
                 target.parent,
             )
-            synthesize(target.parent, data.synth.n, seed=data.synth.seed)
+            synthesize(
+                target.parent, data.synth.n, seed=data.synth.seed, config=data.synth.world_config()
+            )
         stgr = target
     if stgr is None:
         raise DataError("data.stgr is not set (and no data.synth to create it)", field="stgr")

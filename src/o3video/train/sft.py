@@ -14,6 +14,8 @@ shared with :mod:`o3video.train.rl`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ FINAL_DIR = "final"
 
 def resolve_model_path(model: ModelConfig, output_dir: str | Path) -> str:
     """``model.path``, or for ``tiny:<seed>`` the tiny random model built in
-    ``<output_dir>/base-model`` (once)."""
+    ``<output_dir>/base-model`` (once; its seed and size are kept beside it, and a later run
+    asking for another one is refused rather than silently given the old one)."""
     if not model.path.startswith("tiny:"):
         return model.path
     try:
@@ -39,10 +42,24 @@ def resolve_model_path(model: ModelConfig, output_dir: str | Path) -> str:
     except ValueError as e:
         raise ConfigError(f"model.path {model.path!r}: expected tiny:<integer seed>") from e
     out = Path(output_dir) / "base-model"
-    if not (out / "config.json").exists():
-        from o3video.models.tiny import build_tiny_model
+    spec = {"seed": seed, **dataclasses.asdict(model.tiny)}
+    spec_file = out / "tiny.json"
+    if (out / "config.json").exists():
+        built = json.loads(spec_file.read_text()) if spec_file.exists() else None
+        if built != spec:
+            raise ConfigError(
+                f"{out} holds a tiny model built as {built}, not {spec}; "
+                "use another output_dir, or delete that folder to rebuild it"
+            )
+        return str(out)
+    from o3video.models.tiny import build_tiny_model
 
-        build_tiny_model(out, seed=seed)
+    size = dataclasses.asdict(model.tiny)
+    try:
+        build_tiny_model(out, seed=seed, **size)
+    except ValueError as e:
+        raise ConfigError(f"model.tiny {size}: {e}") from e
+    spec_file.write_text(json.dumps(spec) + "\n")
     return str(out)
 
 
