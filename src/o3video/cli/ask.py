@@ -21,6 +21,7 @@ from typing import Any
 
 from o3video.answer import Answer
 from o3video.ask import ask
+from o3video.cli._model import add_model_arguments
 from o3video.prompts import TASKS
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
@@ -42,16 +43,7 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="path of the video file")
     parser.add_argument("question", help="the question about the video")
-    parser.add_argument("--model", required=True, help="checkpoint directory or hub name")
-    parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
-    parser.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
-    parser.add_argument("--device", default=None, help="hf backend: cuda, cpu, cuda:1 ...")
-    parser.add_argument(
-        "--family",
-        default=None,
-        choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
-        help="openai backend: the served model's family (box space); default qwen2_5_vl",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--task", choices=[t for t in TASKS if t != "spatial_image"], default="free_form"
     )

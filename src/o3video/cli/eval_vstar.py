@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from o3video.cli._model import add_model_arguments
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.errors import DataError
 from o3video.eval.judge import Judge, make_judge
@@ -78,19 +79,6 @@ def _judge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
 
 
-def _model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="checkpoint directory or hub name")
-    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
-    p.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
-    p.add_argument("--device", default=None, help="hf backend: cuda, cpu, cuda:1 ...")
-    p.add_argument(
-        "--family",
-        default=None,
-        choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
-        help="openai backend: the served model's family; default qwen2_5_vl",
-    )
-
-
 def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the run folder (resumable)")
     p.add_argument("--shard", type=Shard.parse, default=Shard(), help="i/n: this process's share")
@@ -107,7 +95,7 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    _model_arguments(p)
+    add_model_arguments(p)
     p.add_argument("--data", type=Path, required=True, help="V-STaR file or folder")
     p.add_argument("--videos", type=Path, default=None, help="video folder (default: --data's)")
     _runner_arguments(p)
@@ -120,7 +108,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("--root", type=Path, required=True, help="its folder or annotation file")
     p.add_argument("--videos", type=Path, default=None, help="its video folder (if elsewhere)")
-    _model_arguments(p)
+    add_model_arguments(p)
     _runner_arguments(p)
     p.add_argument("--label", default=None, help="the run's name in reports")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
@@ -248,6 +236,19 @@ def _summary(args: argparse.Namespace, stats: RunStats) -> bool:
     return True
 
 
+def _run_options(args: argparse.Namespace, video: VideoSettings) -> dict[str, Any]:
+    """The runner options every benchmark's command takes, as keyword arguments."""
+    return {
+        "video": video,
+        "max_new_tokens": args.max_new_tokens,
+        "shard": args.shard,
+        "batch_size": args.batch_size,
+        "limit": args.limit,
+        "retry_errors": args.retry_errors,
+        "progress": ProgressLine("items"),
+    }
+
+
 def run_vstar_command(args: argparse.Namespace) -> int:
     file, root, synthetic = resolve_data(args.data, args.videos)
     backend, family, video = _backend(args)
@@ -257,13 +258,7 @@ def run_vstar_command(args: argparse.Namespace) -> int:
         file,
         args.out,
         media_root=root,
-        video=video,
-        max_new_tokens=args.max_new_tokens,
-        shard=args.shard,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        retry_errors=args.retry_errors,
-        progress=ProgressLine("items"),
+        **_run_options(args, video),
     )
     if not _summary(args, stats):
         return 1 if stats.errors else 0
@@ -281,13 +276,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         args.root,
         args.out,
         videos=args.videos,
-        video=video,
-        max_new_tokens=args.max_new_tokens,
-        shard=args.shard,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        retry_errors=args.retry_errors,
-        progress=ProgressLine("items"),
+        **_run_options(args, video),
     )
     if not _summary(args, stats):
         return 1 if stats.errors else 0

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from o3video.cli._model import add_model_arguments
 from o3video.cli.ask import _backend_options
 from o3video.models.load import load_backend
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
@@ -56,16 +57,7 @@ def default_examples_dir() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="checkpoint directory or hub name")
-    parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
-    parser.add_argument("--base-url", default=None, help="openai backend: http://host:port/v1")
-    parser.add_argument("--device", default=None, help="hf backend: cuda, cpu, cuda:1 ...")
-    parser.add_argument(
-        "--family",
-        default=None,
-        choices=("qwen2_5_vl", "qwen3_vl", "qwen2_vl"),
-        help="openai backend: the served model's family (box space); default qwen2_5_vl",
-    )
+    add_model_arguments(parser, required=False)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="default 200")
