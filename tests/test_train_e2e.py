@@ -67,6 +67,7 @@ def test_sft_resumes_from_its_last_checkpoint(
     with caplog.at_level("INFO", logger="o3video.train.sft"):
         assert main([*base, "max_steps=3"]) == 0
     assert f"resuming from {out / 'checkpoint-2'}" in caplog.text
+    assert f"weights of {out / 'checkpoint-2'} loaded" in caplog.text
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]

@@ -186,3 +186,24 @@ def test_gspo_off_policy_ratio_and_grpo_differs(
         with torch.no_grad():
             losses[level] = float(trainer._compute_loss(trainer.model, inputs))
     assert losses["sequence"] != pytest.approx(losses["token"], abs=1e-7)
+
+
+def test_checkpoint_weights_are_loaded_back_under_their_model_names(tmp_path: Path) -> None:
+    """The saved file uses the original names; a plain load_state_dict matches none of them
+    (what Trainer's resume did), load_checkpoint_weights restores every weight."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from o3video.models.tiny import build_tiny_model
+    from o3video.train.sft import load_checkpoint_weights
+
+    path = build_tiny_model(tmp_path / "a", seed=1)
+    trained = Qwen2_5_VLForConditionalGeneration.from_pretrained(path)
+    fresh = Qwen2_5_VLForConditionalGeneration.from_pretrained(build_tiny_model(tmp_path / "b"))
+    raw = load_file(str(path / "model.safetensors"))
+    result = fresh.load_state_dict(raw, strict=False)
+    assert len(result.missing_keys) > len(raw) // 2  # the names do not match
+    load_checkpoint_weights(fresh, path)
+    for (name, a), b in zip(trained.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -165,8 +165,28 @@ def train_and_save(trainer: Any, output_dir: str | Path, *, resume: bool) -> Pat
     checkpoint = last_checkpoint(output_dir) if resume else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
+        if not getattr(trainer, "is_deepspeed_enabled", False):
+            load_checkpoint_weights(trainer.model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     return save_final(trainer, output_dir)
+
+
+def load_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
+    """Load a ``checkpoint-*`` folder's weights into ``model``, as ``from_pretrained`` reads
+    them.
+
+    ``transformers`` 5 saves Qwen-VL weights under their original names (``model.layers.*``,
+    ``visual.*``) and ``from_pretrained`` maps them back (``model.language_model.layers.*``,
+    ``model.visual.*``), but ``Trainer``'s resume loads the file with
+    ``load_state_dict(strict=False)`` without that mapping: no weight matched, and training
+    silently went on from the base model. Loaded here first and strictly, the weights are
+    right whatever the Trainer's own load then does (it matches nothing and changes nothing).
+    Raises ``RuntimeError`` when the checkpoint does not fit the model.
+    """
+    dtype = next(model.parameters()).dtype
+    saved = type(model).from_pretrained(str(checkpoint), dtype=dtype)
+    model.load_state_dict(saved.state_dict(), strict=True)
+    logger.info("weights of %s loaded", checkpoint)
 
 
 def save_final(trainer: Any, output_dir: str | Path) -> Path:
