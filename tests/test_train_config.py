@@ -158,3 +158,32 @@ def test_a_tiny_base_model_is_not_silently_reused_with_another_size(tmp_path: Pa
     assert resolve_model_path(small, tmp_path) == path  # the same one: reused
     with pytest.raises(ConfigError, match="holds a tiny model built as"):
         resolve_model_path(ModelConfig(path="tiny:1", tiny=small.tiny), tmp_path)
+
+
+def test_data_tasks_keeps_only_those_records(tmp_path: Path) -> None:
+    from o3video.train.dataset import source_from_config
+
+    world = "{width: 56, height: 56, duration_s: 1, fps: 8, num_objects: [3, 3], size_px: [12, 20]}"
+    cfg = load_config(None, ["data.synth.n=4", f"data.synth.world={world}"])
+    every = source_from_config(cfg.data, tmp_path, stage="sft")
+    assert len({r.task for r in every.records}) > 1
+    cfg = load_config(
+        None, ["data.synth.n=4", f"data.synth.world={world}", "data.tasks=[visual QA]"]
+    )
+    assert cfg.data.tasks == ["visual QA"]
+    only = source_from_config(cfg.data, tmp_path, stage="sft")  # the corpus is reused
+    assert only.records and {r.task for r in only.records} == {"visual QA"}
+    assert len(only) == sum(r.task == "visual QA" for r in every.records)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.tasks=[visual]", r"data.tasks: unknown task\(s\) \['visual'\]; known: visual QA"),
+        ("data.tasks=[]", "data.tasks: no task named"),
+        ("data.tasks=visual QA", "'data.tasks' .* expected a list of strings"),
+    ],
+)
+def test_unknown_data_tasks_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

@@ -118,6 +118,8 @@ class DataConfig:
     folder. With ``synth`` set and ``stgr`` absent, a synthetic corpus is written into
     ``<output_dir>/data`` and ``stgr`` names a file in it (``stgr_sft.json``/``stgr_rl.json``).
     ``cache_dir`` keeps decoded examples on disk across runs (default: memory only).
+    ``tasks`` keeps only the records of these STGR tasks (e.g. ``["visual QA"]``; default:
+    all); an unknown task name is a :class:`ConfigError`.
     """
 
     stgr: str = ""
@@ -130,6 +132,7 @@ class DataConfig:
     limit: int | None = None
     cache_dir: str | None = None
     synth: SynthConfig | None = None
+    tasks: list[str] | None = None
 
 
 @dataclass
@@ -251,6 +254,13 @@ def load_config(
         _merge(config, nested, "", f"override {item!r}")
     if config.data.synth is not None:
         config.data.synth.world_config()  # unknown or bad world fields fail here, not mid-run
+    if config.data.tasks is not None:
+        from o3video.data.stgr import STGR_TASK_NAMES
+
+        unknown = [t for t in config.data.tasks if t not in STGR_TASK_NAMES]
+        if unknown or not config.data.tasks:
+            what = f"unknown task(s) {unknown!r}" if unknown else "no task named (null: all)"
+            raise ConfigError(f"data.tasks: {what}; known: {', '.join(STGR_TASK_NAMES)}")
     return config
 
 
@@ -365,6 +375,10 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
                 if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                     return str(value)
                 errors.append("a string")
+            elif origin is list or option is list:
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    return list(value)
+                errors.append("a list of strings")
             elif origin is dict or option is dict:
                 if isinstance(value, dict):
                     return dict(value)

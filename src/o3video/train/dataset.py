@@ -244,6 +244,9 @@ def source_from_config(
     media_root = Path(data.media_root) if data.media_root else stgr.parent
     loaded = load_stgr(stgr, media_root, strict=strict)
     records = list(loaded)
+    tasks = getattr(data, "tasks", None)
+    if tasks is not None:
+        records = [r for r in records if r.task in tasks]
     if data.limit is not None:
         records = records[: data.limit]
     if not records:
