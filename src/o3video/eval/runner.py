@@ -92,7 +92,7 @@ class Shard:
 @dataclass
 class RunStats:
     """What one call of :func:`run_items` did. ``wall_s`` is its whole time; ``process_s``
-    the time inside ``process``; ``write_s`` the time spent writing records."""
+    the time inside ``process``."""
 
     total: int = 0
     skipped: int = 0
@@ -100,7 +100,6 @@ class RunStats:
     errors: int = 0
     wall_s: float = 0.0
     process_s: float = 0.0
-    write_s: float = 0.0
     error_ids: list[str] = field(default_factory=list)
 
     @property
@@ -160,19 +159,6 @@ def _error_record(item_id: str, exc: BaseException) -> Record:
         "error": f"{type(exc).__name__}: {exc}",
         "where": where,
     }
-
-
-class _Writer:
-    def __init__(self, handle: Any, stats: RunStats) -> None:
-        self.handle = handle
-        self.stats = stats
-
-    def write(self, records: Sequence[Record]) -> None:
-        t0 = time.perf_counter()
-        lines = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records)
-        self.handle.write(lines)
-        self.handle.flush()
-        self.stats.write_s += time.perf_counter() - t0
 
 
 def _process_batch(
@@ -242,10 +228,12 @@ def run_items(
         if progress:
             progress(stats.skipped, stats.total)
         with path.open("a", encoding="utf-8") as handle:
-            writer = _Writer(handle, stats)
             for start in range(0, len(todo), batch_size):
                 records = _process_batch(todo[start : start + batch_size], process, stats)
-                writer.write(records)
+                handle.writelines(
+                    json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records
+                )
+                handle.flush()  # a finished batch survives a kill
                 for r in records:
                     stats.done += 1
                     if r["status"] != "ok":
