@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from o3video.embedded import embedded_model_dir
     from o3video.models.card import VideoSettings, video_settings_for
     from o3video.models.load import load_backend
-    from o3video.video import sample_frames
     from o3video.viz import write_outputs
 
     model_dir = Path(args.model) if args.model else embedded_model_dir()
@@ -72,15 +71,7 @@ def run(args: argparse.Namespace) -> int:
     path = next((corpus / "videos").glob("*.mp4"))
     options: dict[str, Any] = {"device": args.device or "cpu"}
     backend: Any = load_backend(model_dir, "hf", **options)
-    clip = sample_frames(
-        path,
-        fps=video.fps,
-        min_frames=video.min_frames,
-        max_frames=video.max_frames,
-        min_pixels=video.min_pixels,
-        max_pixels=video.max_pixels,
-        factor=backend.family.factor,
-    )
+    clip = video.sample(path, factor=backend.family.factor)
     w, h = clip.source_wh
     print(f"video: {path} ({w}x{h}, {clip.duration_s:.1f} s; {clip.num_frames} frames shown)")
     reports = []

@@ -44,7 +44,7 @@ from o3video.families import ModelFamily
 from o3video.models.base import Backend, Request, SamplingParams
 from o3video.models.card import VideoSettings
 from o3video.prompts import build_messages
-from o3video.video import Clip, sample_frames
+from o3video.video import Clip
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +54,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def item_clip(item: BenchItem, family: ModelFamily, video: VideoSettings) -> Clip:
     """Frames of ``item``: from its video file (within ``start_s``–``end_s`` when given), or
     from its folder of frames at ``item.extra["fps"]`` frames per second."""
-    budget: dict[str, Any] = {
-        "fps": video.fps,
-        "min_frames": video.min_frames,
-        "max_frames": video.max_frames,
-        "min_pixels": video.min_pixels,
-        "max_pixels": video.max_pixels,
-        "factor": family.factor,
-        "start_s": item.start_s,
-        "end_s": item.end_s,
-    }
+    window = {"start_s": item.start_s, "end_s": item.end_s}
     if item.video.is_dir():
         files = sorted(p for p in item.video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise RunError(f"{item.video}: no frames ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         rate = float(item.extra.get("fps", 3.0))
         images = [Image.open(f).convert("RGB") for f in files]
-        return sample_frames(images, times_s=[k / rate for k in range(len(images))], **budget)
-    return sample_frames(item.video, **budget)
+        times = [k / rate for k in range(len(images))]
+        return video.sample(images, factor=family.factor, times_s=times, **window)
+    return video.sample(item.video, factor=family.factor, **window)
 
 
 def make_process(

@@ -71,7 +71,7 @@ from o3video.prompts import (
     SYSTEM_PROMPT_VSTAR_WHERE,
     build_messages,
 )
-from o3video.video import Clip, sample_frames
+from o3video.video import Clip
 
 logger = logging.getLogger(__name__)
 
@@ -171,16 +171,8 @@ class _ClipCache:
 
     def get(self, vid: str) -> Clip:
         if self.key != vid or self.clip is None:
-            v = self.video
-            self.clip = sample_frames(
-                vstar_video_path(self.media_root, vid),
-                fps=v.fps,
-                min_frames=v.min_frames,
-                max_frames=v.max_frames,
-                min_pixels=v.min_pixels,
-                max_pixels=v.max_pixels,
-                factor=self.family.factor,
-            )
+            path = vstar_video_path(self.media_root, vid)
+            self.clip = self.video.sample(path, factor=self.family.factor)
             self.key = vid
         return self.clip
 

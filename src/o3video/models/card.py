@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from o3video.errors import DataError
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
 
 CARD_FILE = "o3video.json"
 
@@ -35,6 +35,20 @@ class VideoSettings:
     max_frames: int = 16
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def sample(self, source: Any, *, factor: int, **window: Any) -> Clip:
+        """:func:`~o3video.video.sample_frames` of ``source`` with this budget and the model
+        family's resize ``factor``; ``window`` passes on ``start_s``, ``end_s``, ``times_s``."""
+        return sample_frames(
+            source,
+            fps=self.fps,
+            min_frames=self.min_frames,
+            max_frames=self.max_frames,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            factor=factor,
+            **window,
+        )
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "video settings") -> VideoSettings:
