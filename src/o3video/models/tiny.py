@@ -259,20 +259,14 @@ def build_tiny_model(
     *,
     seed: int = 0,
     vocab_size: int = 1024,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    vision_hidden_size: int = 32,
-    vision_depth: int = 2,
-    vision_num_heads: int = 2,
+    **size: int,
 ) -> Path:
     """Build a tiny random Qwen2.5-VL with its processor and save both to ``out_dir``.
 
     Deterministic given ``seed`` (weights drawn under a forked torch RNG, so the caller's
     random state is untouched). The result loads offline with ``AutoProcessor`` and
     ``AutoModelForImageTextToText.from_pretrained(out_dir)``; at the default size it is about
-    1 MB in float32 (the size arguments are those of :func:`tiny_config`). Returns ``out_dir``
+    1 MB in float32 (``size``: the keyword arguments of :func:`tiny_config`). Returns ``out_dir``
     as a ``Path``.
     """
     import torch
@@ -281,16 +275,7 @@ def build_tiny_model(
     out = Path(out_dir)
     tokenizer = build_tiny_tokenizer(vocab_size)
     processor = build_tiny_processor(tokenizer)
-    config = tiny_config(
-        tokenizer,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        vision_hidden_size=vision_hidden_size,
-        vision_depth=vision_depth,
-        vision_num_heads=vision_num_heads,
-    )
+    config = tiny_config(tokenizer, **size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(config).eval()
