@@ -133,6 +133,13 @@ def test_synth_world_and_tiny_size_from_a_recipe(tmp_path: Path) -> None:
     # An override inside a mapping sets one key and keeps the others.
     rewards = load_config(None, ["rl.rewards.answer=2.0"]).rl.rewards
     assert rewards["answer"] == 2.0 and rewards["spatial"] == 1.0
+    # An option set inside a reward given as a bare weight keeps that weight.
+    rewards = load_config(
+        None, ["rl.rewards.spatial=2.5", "rl.rewards.spatial.gate=none"]
+    ).rl.rewards
+    assert rewards["spatial"] == {"weight": 2.5, "gate": "none"} and rewards["answer"] == 1.0
+    with pytest.raises(ConfigError, match=r"rl\.rewards\.spatial is 'x', not a mapping"):
+        load_config(None, ["rl.rewards.spatial=x", "rl.rewards.spatial.gate=none"])
 
 
 @pytest.mark.parametrize(

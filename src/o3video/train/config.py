@@ -285,7 +285,16 @@ def _into_mapping(config: RunConfig, parts: list[str], value: Any) -> Any:
         node = merged
         for key in parts[i + 1 : -1]:
             child = node.get(key)
+            if isinstance(child, bool) or not isinstance(child, dict | int | float | None):
+                raise ConfigError(
+                    f"override {'.'.join(parts)}: {'.'.join(parts[: i + 1])}.{key} is"
+                    f" {child!r}, not a mapping; set it whole instead"
+                )
+            # A bare number is a reward's weight (rl.rewards.spatial: 1.0): an option set
+            # inside it keeps that weight instead of dropping it.
             node[key] = dict(child) if isinstance(child, dict) else {}
+            if isinstance(child, int | float):
+                node[key]["weight"] = child
             node = node[key]
         node[parts[-1]] = value
         del parts[i + 1 :]
