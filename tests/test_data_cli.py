@@ -149,16 +149,16 @@ def test_synth_writes_files_that_check_fully_valid_and_same_seed_same_bytes(
     out, err = capsys.readouterr()
     assert f"{a}: 6 videos (224x224, 8 s at 10 fps, seed 3) in " in out
     assert "  visual QA                              6       6" in out
-    n_vstar = len(json.loads((a / "vstar.json").read_text()))  # + 5 SFT records each
-    assert f"  {'V-STaR protocol':<32}{5 * n_vstar:>8}{0:>8}" in out
-    assert f"  {'all tasks':<32}{36 + 5 * n_vstar:>8}{36:>8}" in out
+    n_vstar = len(json.loads((a / "vstar.json").read_text()))  # + 5 records each, per file
+    assert f"  {'V-STaR protocol':<32}{5 * n_vstar:>8}{5 * n_vstar:>8}" in out
+    assert f"  {'all tasks':<32}{36 + 5 * n_vstar:>8}{36 + 5 * n_vstar:>8}" in out
     assert "media: 6 videos in videos/," in out and "V-STaR items: " in out
     assert "6/6 videos (100%)" in err and "ETA" in err
     for name, noun in (("stgr_sft", "records"), ("stgr_rl", "records"), ("vstar", "V-STaR items")):
         args = ["data", "check", str(a / f"{name}.json"), "--media-root", str(a), "--decode"]
         assert main(args) == 0, name
         out = capsys.readouterr().out
-        total = {"stgr_sft": 36 + 5 * n_vstar, "stgr_rl": 36, "vstar": n_vstar}[name]
+        total = {"stgr_sft": 36 + 5 * n_vstar, "stgr_rl": 36 + 5 * n_vstar, "vstar": n_vstar}[name]
         assert f"{total} {noun}, {total} usable, 0 skipped, 0 warnings" in out, name
         assert "problems:" not in out
     assert (
@@ -180,3 +180,41 @@ def test_synth_options_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[st
         main(["data", "synth", "--help"])
     assert exc.value.code == 0
     assert "o3video data synth --out synth --n 200 --seed 0" in capsys.readouterr().out
+
+
+def test_synth_world_of_a_model_or_a_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from o3video.models.card import VideoSettings, write_card
+
+    world = {"width": 64, "height": 48, "duration_s": 2, "fps": 5.0, "num_objects": [1, 2],
+             "size_px": [10, 16], "background": "gradient"}  # fmt: skip
+    model = tmp_path / "model"
+    model.mkdir()
+    write_card(model, VideoSettings(), world=world)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data:\n  synth:\n    world: {json.dumps(world)}\n")
+    for source in (model, recipe):
+        out = tmp_path / f"out-{source.name}"
+        args = ["data", "synth", "--out", str(out), "--n", "1", "--world-of", str(source)]
+        assert main(args) == 0
+        assert "1 videos (64x48, 2 s at 5 fps, seed 0)" in capsys.readouterr().out
+        config = json.loads((out / "manifest.json").read_text())["config"]
+        assert config["background"] == "gradient" and config["num_objects"] == [1, 2]
+    # The world comes whole from the source: frame options beside it are refused.
+    args = ["data", "synth", "--out", str(tmp_path / "x"), "--n", "1", "--world-of", str(model)]
+    assert main([*args, "--fps", "4"]) == 2
+    assert "--world-of sets the whole world; drop --fps" in capsys.readouterr().err
+    # A folder without a card, a recipe without data.synth and a bad world name the file.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    no_synth = tmp_path / "no-synth.yaml"
+    no_synth.write_text("output_dir: x\n")
+    write_card(tmp_path / "model", VideoSettings(), world={"colour": "red"})
+    for source, message in ((bare, "no o3video.json with a 'world'"),
+                            (no_synth, "the recipe has no data.synth section"),
+                            (model, "unknown key 'data.synth.world.colour'")):  # fmt: skip
+        args = ["data", "synth", "--out", str(tmp_path / "y"), "--n", "1", "--world-of"]
+        assert main([*args, str(source)]) == 1
+        err = capsys.readouterr().err
+        assert str(source) in err and message in err, err

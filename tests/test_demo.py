@@ -18,12 +18,15 @@ def test_demo_with_a_model_folder_writes_every_output(
     from o3video.models.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
-    write_card(model, VideoSettings(max_frames=4, max_pixels=6272))
+    world = {"width": 112, "height": 96, "duration_s": 4, "num_objects": [2, 3],
+             "size_px": [12, 24]}  # fmt: skip
+    write_card(model, VideoSettings(max_frames=4, max_pixels=6272), world=world)
     out = tmp_path / "demo"
     argv = ["demo", "--model", str(model), "--out", str(out), "--max-new-tokens", "8"]
     assert main([*argv, "--animation", "none"]) == 0
     printed = capsys.readouterr().out
     assert "4 frames shown" in printed  # the card's frame budget
+    assert "(112x96, 4.0 s;" in printed  # a video of the card's world
     assert printed.count("ground truth: ") == 3 and "o3video ask VIDEO" in printed
     for k in (1, 2, 3):
         answer = json.loads((out / f"q{k}" / "answer.json").read_text())
@@ -42,6 +45,19 @@ def test_without_an_embedded_model_the_demo_says_what_to_do(
         embedded.embedded_model_dir()
     assert main(["demo", "--out", str(tmp_path / "o")]) == 1
     assert "Pass --model" in capsys.readouterr().err
+
+
+def test_a_bad_world_in_the_card_names_the_card(tmp_path: Path) -> None:
+    from o3video.errors import DataError
+    from o3video.models.card import VideoSettings, write_card
+    from o3video.train.card import world_of
+
+    write_card(tmp_path, VideoSettings(), world={"width": 225})
+    with pytest.raises(DataError, match=r"o3video.json: world: .*even frame size"):
+        world_of(tmp_path)
+    write_card(tmp_path, VideoSettings(), world=[112, 112])
+    with pytest.raises(DataError, match="world must be an object"):
+        world_of(tmp_path)
 
 
 def test_embedded_model_dir_is_inside_the_package() -> None:

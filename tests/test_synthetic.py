@@ -138,9 +138,17 @@ def test_bad_configs_are_refused(kwargs: dict[str, Any]) -> None:
 def test_all_six_tasks_in_both_files_and_schema(corpus: SynthResult) -> None:
     sft, rl = load(corpus, "stgr_sft.json"), load(corpus, "stgr_rl.json")
     assert corpus.sft_counts == dict(Counter(r["task"] for r in sft))
-    # Plus five SFT-only "V-STaR protocol" records per V-STaR item (test_vstar_protocol.py).
-    assert corpus.sft_counts["V-STaR protocol"] == 5 * corpus.num_vstar
+    assert corpus.rl_counts == dict(Counter(r["task"] for r in rl))
+    # Plus five "V-STaR protocol" records per V-STaR item in each file (test_vstar_protocol.py),
+    # the same prompts; only the SFT ones carry a reasoning.
+    protocol = [[r for r in f if r["task"] == "V-STaR protocol"] for f in (sft, rl)]
+    assert len(protocol[0]) == len(protocol[1]) == 5 * corpus.num_vstar
+    for a, b in zip(*protocol, strict=True):
+        assert "reasoning_process" in a and b == {
+            k: v for k, v in a.items() if k != "reasoning_process"
+        }
     sft = [r for r in sft if r["task"] != "V-STaR protocol"]
+    rl = [r for r in rl if r["task"] != "V-STaR protocol"]
     assert {r["task"] for r in sft} == {r["task"] for r in rl} == TASKS
     assert sum(a["question"] != b["question"] for a, b in zip(sft, rl, strict=True)) > len(sft) / 2
     for rec in sft + rl:
@@ -308,3 +316,25 @@ def test_flat_background_is_the_default() -> None:
     assert WorldConfig().background == "flat"
     with pytest.raises(ValueError, match="background"):
         WorldConfig(background="stripes")  # type: ignore[arg-type]
+
+
+def test_single_object_grounding_stage() -> None:
+    """``visual_qa_crowd=1``: one-object worlds get visual QA questions whose answer box is
+    the object's own box in the frame shown (the curriculum's first stage)."""
+    cfg = WorldConfig(width=56, height=56, duration_s=1, fps=8, num_objects=(1, 1),
+                      size_px=(12, 20), min_occlusions=0, late_entry_prob=0, exit_prob=0,
+                      background="gradient", visual_qa_crowd=1)  # fmt: skip
+    world = render_world(3, cfg)
+    (q,) = QuestionWriter(world, np.random.default_rng(0)).visual_qa()
+    (track,) = world.tracks
+    assert q.question == f"Where is the {track.name} in the image? Answer with its bounding box."
+    assert q.reasoning.startswith(f"I look for a{'n' if track.colour[0] in 'aeiou' else ''} "
+                                  f"{track.name} among 1 shape.")  # fmt: skip
+    assert q.image_k is not None
+    x1, y1, x2, y2 = (float(v) for v in track.box_xyxy[q.image_k])
+    assert q.answer == f"<obj>{track.name}</obj><box>[{x1:g},{y1:g},{x2:g},{y2:g}]</box>"
+    with pytest.raises(ValueError, match="visual_qa_crowd"):
+        WorldConfig(visual_qa_crowd=0)
+    # The default keeps visual QA a search among at least three shapes.
+    three = render_world(3, WorldConfig(num_objects=(1, 1), min_occlusions=0))
+    assert QuestionWriter(three, np.random.default_rng(0)).visual_qa() == []

@@ -49,6 +49,19 @@ def test_sft_then_gspo_then_ask(tmp_path: Path) -> None:
     )
     final = rl_out / "final"
     assert (final / "model.safetensors").exists() and (rl_out / "config.yaml").exists()
+    # Each final model carries its card: the frame budget and world of its data, and every
+    # stage that made it (the RL card starts with the SFT stage it started from).
+    sft_card = json.loads((sft_out / "final" / "o3video.json").read_text())
+    card = json.loads((final / "o3video.json").read_text())
+    assert card["video"]["max_frames"] == 4 and card["video"]["max_pixels"] == 12544
+    assert card["world"] == {} and sft_card["world"] == {}  # the recipe's world: the defaults
+    assert [s["stage"] for s in card["training"]] == ["sft", "rl"]
+    assert card["training"][0] == sft_card["training"][0]
+    rl_stage = card["training"][1]
+    assert rl_stage["steps"] == 1 and rl_stage["data_seed"] == 0 and rl_stage["seed"] == 0
+    assert rl_stage["train_runtime_s"] > 0 and rl_stage["wall_s"] >= rl_stage["train_runtime_s"]
+    assert rl_stage["config"]["model"]["path"] == str(sft_out / "final")
+    assert sft_card["training"][0]["steps"] == 2
     video = sorted((rl_out / "data" / "videos").glob("*.mp4"))[0]
     answer = ask(video, "Where is the red circle?", model=final, max_frames=4, max_new_tokens=8)
     assert isinstance(answer.text, str)

@@ -11,6 +11,7 @@ ones :func:`o3video.eval.vstar.item_prompts` gives for the frames shown.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -207,7 +208,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
     return synthesize(tmp_path_factory.mktemp("synth"), 3, seed=0)
 
 
-def test_synthesized_sft_file_holds_the_protocol_records(corpus: SynthResult) -> None:
+def test_synthesized_files_hold_the_protocol_records(corpus: SynthResult) -> None:
     out = corpus.out_dir
     sft = json.loads((out / "stgr_sft.json").read_text())
     rl = json.loads((out / "stgr_rl.json").read_text())
@@ -215,8 +216,11 @@ def test_synthesized_sft_file_holds_the_protocol_records(corpus: SynthResult) ->
     protocol = [r for r in sft if r["task"] == VSTAR_PROTOCOL_TASK]
     assert corpus.num_vstar == len(vstar) > 0
     assert len(protocol) == 5 * len(vstar) == corpus.sft_counts[VSTAR_PROTOCOL_TASK]
-    assert not any(r["task"] == VSTAR_PROTOCOL_TASK for r in rl)
+    rl_protocol = [r for r in rl if r["task"] == VSTAR_PROTOCOL_TASK]
+    assert len(rl_protocol) == len(protocol) == corpus.rl_counts[VSTAR_PROTOCOL_TASK]
+    assert not any("reasoning_process" in r for r in rl_protocol)  # RL: prompts and truths
     assert [r["vstar"] for r in protocol] == [item for item in vstar for _ in range(5)]
+    assert [r["vstar"] for r in rl_protocol] == [r["vstar"] for r in protocol]
     assert json.loads((out / "manifest.json").read_text())["vstar_protocol"] is True
     data = load_stgr(out / "stgr_sft.json", out, strict=True)
     loaded = [r for r in data.records if isinstance(r, VStarProtocolRecord)]
@@ -229,9 +233,10 @@ def test_synthesized_sft_file_holds_the_protocol_records(corpus: SynthResult) ->
 
 def test_protocol_records_can_be_left_out(tmp_path: Path) -> None:
     result = synthesize(tmp_path, 2, seed=0, vstar_protocol=False)
-    sft = json.loads((tmp_path / "stgr_sft.json").read_text())
-    assert VSTAR_PROTOCOL_TASK not in result.sft_counts
-    assert not any(r["task"] == VSTAR_PROTOCOL_TASK for r in sft)
+    assert VSTAR_PROTOCOL_TASK not in result.sft_counts | result.rl_counts
+    for name in ("stgr_sft.json", "stgr_rl.json"):
+        records = json.loads((tmp_path / name).read_text())
+        assert not any(r["task"] == VSTAR_PROTOCOL_TASK for r in records)
     assert json.loads((tmp_path / "manifest.json").read_text())["vstar_protocol"] is False
 
 
@@ -259,3 +264,49 @@ def test_train_dataset_builds_sft_rows_from_them(corpus: SynthResult) -> None:
     from o3video.train.dataset import sft_dataset
 
     assert len(sft_dataset(source)) == len(protocol)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rewards_score_each_generation_as_the_evaluation(media: Path, family: str) -> None:
+    """RL on the protocol prompts: the answer reward of each generation is the evaluation's
+    measure (What free-form, When tIoU, Where vIoU per ground-truth second), in model space."""
+    from o3video.rewards.answer import answer_reward
+    from o3video.rewards.fmt import format_reward
+    from o3video.rewards.registry import build_rewards
+
+    examples = {r.generation: to_example(r, media, family, max_frames=16) for r in records()}
+
+    def reward(generation: str, answer: str) -> float:
+        columns = {k: [v] for k, v in examples[generation].columns.items()}
+        return answer_reward([f"<think></think><answer>{answer}</answer>"], **columns)[0]
+
+    # The SFT targets score 1 (boxes within the rounding of model units: IoU >= 0.98).
+    for generation, ex in examples.items():
+        assert ex.columns["generation"] == generation and ex.target is not None
+        columns = {k: [v] for k, v in ex.columns.items()}
+        assert answer_reward([ex.target], **columns)[0] >= 0.98, generation
+        # 1.0 with a claim holding a box and a time; REASONING's when_2 cites times only.
+        grounded = generation != "when_2"
+        assert format_reward([ex.target], **columns) == [1.0 if grounded else 0.5], generation
+    assert reward("what", "the dog") == 1.0
+    assert reward("what", "the cat") < 1.0
+    # When: [1.6, 2.7] against [0.6, 2.7] is 1.1 / 2.1; any form the evaluation reads.
+    assert reward("when_1", "From <t>1.6</t>s to <t>2.7</t>s") == pytest.approx(1.1 / 2.1)
+    assert reward("when_2", "1.6 - 2.7") == pytest.approx(1.1 / 2.1)
+    assert reward("when_1", "no idea") == 0.0
+    # Where: the right box for second 1 only is half the score; second "1.0" is second 1.
+    target = parse_box_answer(answer_part(examples["where_1"].target or ""))
+    box_1 = [round(v) for v in target[1.0][0]]
+    assert reward("where_1", json.dumps({"1.0": box_1})) == pytest.approx(0.5, abs=0.01)
+    assert reward("where_2", json.dumps({"5": box_1})) == 0.0
+    assert reward("where_2", "not json") == 0.0
+    # Point supervision and the gated spatial reward read the item's seconds and boxes.
+    funcs, _ = build_rewards({"temporal_point": 1.0, "spatial": 1.0})
+    columns = {k: [v] for k, v in examples["where_1"].columns.items()}
+    claim = f"<obj>dog</obj><box>{json.dumps(box_1)}</box>at<t>1.0</t>s"
+    good = f"<think>It is at {claim}.</think><answer>x</answer>"
+    late = good.replace("<t>1.0</t>", "<t>9.0</t>")
+    assert [f([good], **columns)[0] for f in funcs] == [1.0, pytest.approx(1.0, abs=0.02)]
+    point, spatial = (f([late], **columns)[0] for f in funcs)
+    # 7 s from the last second (2 s): exp(-7² / 2σ²), σ = 4 s at the start; past the 3 s gate.
+    assert point == pytest.approx(math.exp(-49 / 32)) and spatial == 0.0

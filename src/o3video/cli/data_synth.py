@@ -6,6 +6,9 @@ records of all six tasks, SPEC §4), ``vstar.json`` (V-STaR items, SPEC §7), ``
 and the media (``videos/``, ``keyframes/``, ``images/``, per-frame ground truth in ``gt/``).
 The folder is the media root of every file: ``o3video data check FILE --media-root OUT``.
 The same ``--seed`` (and world options) gives byte-identical JSON, whatever ``--workers``.
+``--world-of`` takes the whole world from a model folder (the ``world`` of its
+``o3video.json``) or a training recipe (its ``data.synth.world``): held-out data like the
+data a model was trained on.
 A progress line (rate, time left) goes to stderr, the summary to stdout.
 """
 
@@ -19,12 +22,14 @@ from pathlib import Path
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.data.synthetic import synthesize
 from o3video.data.world import WorldConfig
+from o3video.train.card import world_of
 
 NAME = "synth"
 HELP = "write a synthetic corpus: videos, STGR SFT/RL records, V-STaR items"
 EXAMPLES = """examples:
   o3video data synth --out synth --n 200 --seed 0
   o3video data synth --out synth_small --n 20 --size 160x120 --duration 5 --fps 5 --workers 2
+  o3video data synth --out heldout --n 200 --seed 1000 --world-of runs/embedded-sft/final
   o3video data check synth/stgr_sft.json --media-root synth --decode
   o3video data check synth/vstar.json --media-root synth --decode
 """
@@ -44,19 +49,27 @@ def add_arguments(synth: argparse.ArgumentParser) -> None:
         help="processes that render and encode (default: one per CPU, 1 below 16 videos)",
     )
     synth.add_argument(
-        "--fps", type=float, default=default.fps, help=f"frame rate (default {default.fps:g})"
+        "--world-of",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="take the world from a model folder (its o3video.json) or a recipe YAML "
+        "(data.synth.world) instead of --fps/--duration/--size",
+    )
+    synth.add_argument(
+        "--fps", type=float, default=None, help=f"frame rate (default {default.fps:g})"
     )
     synth.add_argument(
         "--duration",
         type=float,
-        default=default.duration_s,
+        default=None,
         metavar="SECONDS",
         help=f"video length (default {default.duration_s:g})",
     )
     synth.add_argument(
         "--size",
         type=_size,
-        default=(default.width, default.height),
+        default=None,
         metavar="WxH",
         help=f"frame size, even numbers (default {default.width}x{default.height}); object "
         "sizes and speeds scale with the smaller side",
@@ -77,24 +90,34 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def run(args: argparse.Namespace) -> int:
-    width, height = args.size
+def _world(args: argparse.Namespace) -> WorldConfig:
+    if args.world_of is not None:
+        given = [f"--{k}" for k in ("fps", "duration", "size") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--world-of sets the whole world; drop {', '.join(given)}")
+        return world_of(args.world_of)
     default = WorldConfig()
+    width, height = args.size or (default.width, default.height)
     # Objects' sizes and speeds follow the frame: the defaults are for 224x224.
     scale = min(width, height) / min(default.width, default.height)
     lo, hi = (max(8, round(v * scale)) for v in default.size_px)
+    return WorldConfig(
+        width=width,
+        height=height,
+        fps=args.fps if args.fps is not None else default.fps,
+        duration_s=args.duration if args.duration is not None else default.duration_s,
+        size_px=(lo, hi),
+        speed_px_s=(default.speed_px_s[0] * scale, default.speed_px_s[1] * scale),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        config = WorldConfig(
-            width=width,
-            height=height,
-            fps=args.fps,
-            duration_s=args.duration,
-            size_px=(lo, hi),
-            speed_px_s=(default.speed_px_s[0] * scale, default.speed_px_s[1] * scale),
-        )
+        config = _world(args)
     except ValueError as e:
         print(f"o3video data synth: error: {e}", file=sys.stderr)
         return 2
+    width, height = config.width, config.height
     start = time.perf_counter()
     result = synthesize(
         args.out,
@@ -108,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     out = result.out_dir
     rate = f", {args.n / elapsed:.2f} videos/s" if elapsed > 0 and args.n else ""
     print(
-        f"{out}: {result.num_videos} videos ({width}x{height}, {args.duration:g} s at "
-        f"{args.fps:g} fps, seed {args.seed}) in {format_duration(elapsed)}{rate}"
+        f"{out}: {result.num_videos} videos ({width}x{height}, {config.duration_s:g} s at "
+        f"{float(config.rate):g} fps, seed {args.seed}) in {format_duration(elapsed)}{rate}"
     )
     print(f"  {'task':<32}{'SFT':>8}{'RL':>8}")
     for task in sorted(result.sft_counts.keys() | result.rl_counts.keys()):

@@ -5,8 +5,9 @@ asks the embedded tiny model (:mod:`o3video.embedded`; or ``--model DIR``) a few
 questions about it — a free-form question answered with evidence, a temporal question, a
 multiple-choice question — streaming its reasoning; prints each answer beside the ground truth
 with its evidence table (object, time, box in video pixels), and writes per question
-``answer.json``, the evidence animation and ``report.html`` into ``--out``. Frames are sampled
-as the model was trained (its ``o3video.json``).
+``answer.json``, the evidence animation and ``report.html`` into ``--out``. The video comes from
+the synthetic world the model was trained on and frames are sampled as in its training (both
+from its ``o3video.json``).
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from o3video.ask import ask
     from o3video.cli.ask import print_answer
     from o3video.data.synthetic import synthesize
+    from o3video.data.world import WorldConfig
     from o3video.embedded import embedded_model_dir
     from o3video.models.card import VideoSettings, video_settings_for
     from o3video.models.load import load_backend
+    from o3video.train.card import world_of
     from o3video.viz import write_outputs
 
     model_dir = Path(args.model) if args.model else embedded_model_dir()
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     print(f"o3video demo: model {model_dir}", flush=True)
     corpus = out / "video"
-    synthesize(corpus, 1, seed=args.seed, workers=1)
+    world = world_of(model_dir, default=WorldConfig())
+    synthesize(corpus, 1, seed=args.seed, config=world, workers=1)
     path = next((corpus / "videos").glob("*.mp4"))
     options: dict[str, Any] = {"device": args.device or "cpu"}
     backend: Any = load_backend(model_dir, "hf", **options)

@@ -77,7 +77,8 @@ Columns = dict[str, Any]
 
 - ``task``: the STGR task name; ``answer``: the record's answer exactly as in the file;
 - ``answer_span_s`` (temporal tasks, ``[s, e]``), ``answer_letter`` (MCQ tasks),
-  ``answer_box`` (visual QA, model space) — ``None`` where the task has none;
+  ``answer_box`` (visual QA, model space), ``generation`` (``V-STaR protocol``: which of
+  the five prompts) — ``None`` where the task has none;
 - ``key_times_s``: key-frame times in time order; ``key_boxes``: per key frame (same order)
   ``{object: [[x1, y1, x2, y2], ...]}`` in model space (``V-STaR protocol``: the item's
   ground-truth seconds and boxes, named as the first claim of the reasoning, else
@@ -278,6 +279,7 @@ def _columns(
         "answer_box": list(to_model(record.answer_box, "source_px"))
         if isinstance(record, VisualQARecord)
         else None,
+        "generation": record.generation if isinstance(record, VStarProtocolRecord) else None,
         "key_times_s": key_times_s,
         "key_boxes": key_boxes,
         "frame_wh": list(clip.frame_wh),

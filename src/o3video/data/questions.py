@@ -103,12 +103,13 @@ class QuestionWriter:
         crowd = np.sum([t.visible_frac >= 0.5 for t in self.tr], axis=0)
         out = []
         for i, t in enumerate(self.tr):
-            ks = np.flatnonzero((t.visible_frac >= 0.9) & (crowd >= 3))
+            ks = np.flatnonzero((t.visible_frac >= 0.9) & (crowd >= self.w.config.visual_qa_crowd))
             if not ks.size:
                 continue
             k = int(ks[self.rng.integers(ks.size)])
             article = "an" if t.colour[0] in "aeiou" else "a"
-            notes = [f"I look for {article} {t.name} among {crowd[k]} shapes."]
+            n = int(crowd[k])
+            notes = [f"I look for {article} {t.name} among {n} shape{'s' if n > 1 else ''}."]
             for j, u in enumerate(self.tr):
                 if j != i and u.visible_frac[k] >= 0.5 and u.colour == t.colour:
                     notes.append(f"{self.claim(j, k, False)} is {u.colour} too, but a {u.shape}.")

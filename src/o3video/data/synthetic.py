@@ -14,10 +14,11 @@ an H.264 MP4 and asks questions whose answers come from the ground truth:
 - ``vstar.json``: one V-STaR item (SPEC §7) per video that has an event a single object is
   the answer to ("Which shape passes in front of the red circle?" → ``"the blue square"``),
   with its span and its boxes at the whole seconds inside it.
-- ``stgr_sft.json`` also holds, after each video's six records and unless
-  ``vstar_protocol=False``, the five ``V-STaR protocol`` records of its V-STaR item
+- ``stgr_sft.json`` and ``stgr_rl.json`` also hold, after each video's six records and
+  unless ``vstar_protocol=False``, the five ``V-STaR protocol`` records of its V-STaR item
   (:class:`~o3video.data.stgr.VStarProtocolRecord`: the evaluation's five prompt forms, so a
-  model trained on the corpus has seen them; SFT only, as no RL reward knows the task).
+  model trained on the corpus has seen them and RL can reward them, SPEC §5's answer reward
+  scoring each as the evaluation does; the SFT records carry a short grounded reasoning).
   ``vstar.json`` is written all the same: the held-out seeds' corpus is evaluated with it.
 - ``videos/`` (MP4), ``gt/`` (per-frame ground truth as JSON), ``keyframes/`` (JPEG),
   ``images/`` (PNG) and ``manifest.json``. Every path in the records is relative to the
@@ -160,7 +161,8 @@ def _make_video(job: tuple[Path, int, int, WorldConfig]) -> tuple[list[Record], 
     sft = [_record(a, ask, vid, True) for a, _ in picked]
     rl = [_record(b, ask, vid, False) for _, b in picked]
     vstar = ask.vstar(vid, SOURCE)
-    return sft, rl, vstar, [r for item in vstar for r in _protocol_records(item, ask, vid)]
+    protocol = [r for item in vstar for r in _protocol_records(item, ask, vid)]
+    return sft, rl, vstar, protocol
 
 
 def _protocol_records(item: Record, ask: QuestionWriter, vid: str) -> list[Record]:
@@ -180,6 +182,10 @@ def _protocol_records(item: Record, ask: QuestionWriter, vid: str) -> list[Recor
     }
     video = f"videos/{vid}.mp4"
     return vstar_protocol_entries(item, source=SOURCE, video_path=video, reasoning=reasoning)
+
+
+def _without_reasoning(records: list[Record]) -> list[Record]:
+    return [{k: v for k, v in r.items() if k != "reasoning_process"} for r in records]
 
 
 def _dump(path: Path, data: object) -> Path:
@@ -205,8 +211,8 @@ def synthesize(
 
     ``progress(done, total)`` is called after each video. ``workers`` processes render and
     encode (default: one per CPU, none below 16 videos); results do not depend on it.
-    ``vstar_protocol`` adds the ``V-STaR protocol`` records to ``stgr_sft.json`` (module
-    docstring; recorded in ``manifest.json``).
+    ``vstar_protocol`` adds the ``V-STaR protocol`` records to ``stgr_sft.json`` and, without
+    their reasoning, to ``stgr_rl.json`` (module docstring; recorded in ``manifest.json``).
 
     >>> result = synthesize("synth", 1000, seed=0, progress=lambda d, t: None)  # doctest: +SKIP
     >>> result.num_videos, sorted(result.sft_counts)[0]                         # doctest: +SKIP
@@ -239,7 +245,11 @@ def synthesize(
                 if progress:
                     progress(len(results), n)
     sft = [r for res in results for r in res[0] + (res[3] if vstar_protocol else [])]
-    rl = [r for res in results for r in res[1]]
+    rl = [
+        r
+        for res in results
+        for r in res[1] + (_without_reasoning(res[3]) if vstar_protocol else [])
+    ]
     vstar = [r for res in results for r in res[2]]
     sft_counts, rl_counts = (
         dict(Counter(r["task"] for r in sft)),

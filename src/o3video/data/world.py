@@ -76,6 +76,10 @@ class WorldConfig:
     background: Background = "flat"
     gradient_amplitude: float = 120.0
     crf: int = 20  # x264 quality (lower is better); encoding is "ultrafast", keyframe every 2 s
+    # Visual QA asks about a frame only where at least this many shapes are half visible:
+    # 3 makes it a search among look-alikes; 1 gives the single-object grounding questions
+    # a tiny model learns first (a curriculum stage: the image alone decides the box).
+    visual_qa_crowd: int = 3
 
     def __post_init__(self) -> None:
         lo, hi = self.num_objects
@@ -89,6 +93,8 @@ class WorldConfig:
             raise ValueError(f"unknown colours or shapes: {sorted(unknown)}")
         if self.fps <= 0 or self.duration_s * self.fps < 8:
             raise ValueError(f"need fps > 0 and at least 8 frames: {self.fps=} {self.duration_s=}")
+        if self.visual_qa_crowd < 1:
+            raise ValueError(f"visual_qa_crowd must be >= 1: {self.visual_qa_crowd}")
         if self.background not in ("flat", "gradient"):
             raise ValueError(f"background must be 'flat' or 'gradient': {self.background!r}")
         if self.width % 2 or self.height % 2:

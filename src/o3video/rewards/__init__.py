@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 RewardFn = Callable[..., list[float]]
 """TRL's reward signature: ``f(completions, **columns) -> list[float]``."""
 
-RewardKind = Literal["spatio_temporal", "temporal", "temporal_mcq", "spatial", "mcq", "free_form"]
+RewardKind = Literal[
+    "spatio_temporal", "temporal", "temporal_mcq", "spatial", "mcq", "free_form", "vstar"
+]
 """What a task asks of the rewards (SPEC §5): which answer score and which grounding."""
 
 REWARD_KINDS: dict[str, RewardKind] = {
@@ -49,6 +51,8 @@ REWARD_KINDS: dict[str, RewardKind] = {
     "temporal QA": "temporal",
     "temporal QA (MCQ)": "temporal_mcq",
     "visual QA": "spatial",
+    # V-STaR's five prompt forms on training items (``generation`` says which, SPEC §7).
+    "V-STaR protocol": "vstar",
     # ... and the prompt task names of o3video.prompts, for data built without STGR names.
     # ("free_form" cannot tell spatio-temporal from general free-form: it is general.)
     "free_form": "free_form",

@@ -15,6 +15,11 @@
   0 without that marker) and the tIoU, so each half is worth 0.5.
 - **Visual QA** (spatial grounding): IoU of the first valid box of the answer with
   ``answer_box``; both in the model's box space, clamped to it.
+- **V-STaR protocol** (the evaluation's five prompt forms on training items, by
+  ``generation``): What as free-form; When the tIoU of the span the evaluation reads
+  (:func:`o3video.eval.vstar_parse.parse_time_answer`) with ``answer_span_s``; Where the
+  evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
+  ``key_boxes``) the best IoU of the boxes answered for that second, 0 when none, averaged.
 
 The answer is the ``<answer>`` section only; without one the reward is 0 (the format reward
 says why). Other tasks: 0.0.
@@ -35,6 +40,7 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
+from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
 from o3video.evidence import parse_span, parse_trace
 from o3video.rewards import RewardKind, as_seconds, box_extent, score_items, to_box
 from o3video.voting import normalize_answer
@@ -42,7 +48,7 @@ from o3video.voting import normalize_answer
 logger = logging.getLogger(__name__)
 
 ANSWER_KINDS: frozenset[RewardKind] = frozenset(
-    {"mcq", "free_form", "spatio_temporal", "temporal", "temporal_mcq", "spatial"}
+    {"mcq", "free_form", "spatio_temporal", "temporal", "temporal_mcq", "spatial", "vstar"}
 )
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -99,12 +105,17 @@ def letter_score(answer: str, gt_letter: object) -> float:
     return 1.0 if gt is not None and normalize_answer(answer, "mcq") == gt else 0.0
 
 
-def span_score(answer: str, gt_span: object) -> float:
-    """tIoU of the first ``From <t>s</t>s to <t>e</t>s`` of ``answer`` with ``gt_span``."""
+def span_score(
+    answer: str,
+    gt_span: object,
+    parse: Callable[[str], tuple[float, float] | None] = parse_span,
+) -> float:
+    """tIoU of the span ``parse`` reads from ``answer`` (default: the first ``From <t>s</t>s
+    to <t>e</t>s``) with ``gt_span``; 0 when either is missing."""
     if not isinstance(gt_span, (list, tuple)) or len(gt_span) != 2:
         return 0.0
     start, end = as_seconds(gt_span[0]), as_seconds(gt_span[1])
-    span = parse_span(answer)
+    span = parse(answer)
     if span is None or start is None or end is None:
         return 0.0
     return interval_iou(span, (start, end))
@@ -138,6 +149,45 @@ def box_score(answer: str, gt_box: object, extent: tuple[float, float] | None) -
     return iou(pred_box, gt) if pred_box is not None and gt is not None else 0.0
 
 
+def vstar_box_score(
+    answer: str, times: object, boxes: object, extent: tuple[float, float] | None
+) -> float:
+    """The V-STaR vIoU of ``answer`` (JSON keyed by second) in model space: per ground-truth
+    second in ``times`` (its box: the first of ``boxes[i]``, ``{name: [box, ...]}``), the best
+    IoU of the boxes answered for that second (0 when none), averaged.
+
+    >>> vstar_box_score('{"1": [0, 0, 10, 10]}', [1.0, 2.0],
+    ...                 [{"dog": [[0, 0, 10, 10]]}, {"dog": [[5, 5, 9, 9]]}], None)
+    0.5
+    """
+    if not isinstance(times, (list, tuple)) or not isinstance(boxes, (list, tuple)):
+        return 0.0
+    if not times or len(times) != len(boxes):
+        return 0.0
+    predicted = parse_box_answer(answer)
+    scores = []
+    for t, named in zip(times, boxes, strict=True):
+        gt_boxes = [b for bs in named.values() for b in bs] if isinstance(named, dict) else []
+        gt = to_box(gt_boxes[0], extent) if gt_boxes else None
+        second = as_seconds(t)
+        answered = predicted.get(second, ()) if second is not None else ()
+        preds = [to_box(list(b), extent) for b in answered]
+        scores.append(max((iou(p, gt) for p in preds if p is not None), default=0.0) if gt else 0.0)
+    return sum(scores) / len(scores)
+
+
+def _vstar(answer: str, get: Callable[[str], Any]) -> float:
+    generation = get("generation")
+    if generation == "what":
+        return free_form_score(answer, get("answer"))
+    if generation in ("when_1", "when_2"):
+        # The span as the evaluation reads it (any form it accepts, e.g. "2 - 4").
+        return span_score(answer, get("answer_span_s"), parse_time_answer)
+    if generation in ("where_1", "where_2"):
+        return vstar_box_score(answer, get("key_times_s"), get("key_boxes"), box_extent(get))
+    return 0.0
+
+
 def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
     answer = parse_trace(text).answer
     if answer is None:
@@ -152,6 +202,8 @@ def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
         m = _CORRECT_OPTION.search(answer)
         letter = letter_score(answer[m.end() :], get("answer_letter")) if m else 0.0
         return (letter + span_score(answer, get("answer_span_s"))) / 2
+    if kind == "vstar":
+        return _vstar(answer, get)
     return box_score(answer, get("answer_box"), box_extent(get))
 
 

@@ -8,8 +8,8 @@ stray text outside the sections) does not cost the format reward: the grounding 
 already pay less for it. Then:
 
 - 1.0 when the ``<think>`` holds the grounding the task needs: a claim with object, box and
-  time (spatio-temporal); at least two ``<t>`` times (temporal grounding and temporal MCQ);
-  a box (visual QA); nothing more (general MCQ and free-form);
+  time (spatio-temporal, and V-STaR's prompt forms); at least two ``<t>`` times (temporal
+  grounding and temporal MCQ); a box (visual QA); nothing more (general MCQ and free-form);
 - 0.5 otherwise. Unknown tasks: 0.0.
 
 >>> format_reward(["<think>a</think><answer>B</answer>"], task=["General video QA MCQ"])
@@ -58,7 +58,7 @@ def well_formed(trace: Trace) -> bool:
 
 def grounded(trace: Trace, kind: RewardKind) -> bool:
     """Whether the ``<think>`` of ``trace`` holds the grounding ``kind`` asks for."""
-    if kind == "spatio_temporal":
+    if kind in ("spatio_temporal", "vstar"):
         return any(c.t_s is not None for c in think_claims(trace))
     if kind in ("temporal", "temporal_mcq"):
         return len(trace.think_times_s) >= MIN_THINK_TIMES

@@ -13,7 +13,7 @@ Each function's ``__name__`` is its registry name, so TRL logs ``rewards/<name>`
 pass ``funcs`` as ``reward_funcs`` and ``weights`` as ``GRPOConfig.reward_weights``. Every
 reward gives 0.0 to the tasks it does not apply to: ``answer`` and ``format`` apply to all,
 ``temporal_interval`` to temporal grounding and temporal MCQ, ``temporal_point`` to
-spatio-temporal, ``spatial`` to spatio-temporal and visual QA.
+spatio-temporal and V-STaR protocol, ``spatial`` to those and visual QA.
 
 Options: ``temporal_point``: ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s);
 ``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``), ``tau_s``. ``progress_fn``

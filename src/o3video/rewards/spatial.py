@@ -1,6 +1,7 @@
 """Spatial reward r_s with temporal gating (SPEC §5): a right box at the right time.
 
-**Spatio-temporal tasks.** For each claim in ``<think>`` take the nearest ground-truth key
+**Spatio-temporal tasks** (and V-STaR's prompt forms, whose key frames are the item's
+ground-truth seconds and boxes). For each claim in ``<think>`` take the nearest ground-truth key
 frame (``key_times_s``; the earlier one on a tie). If the claim passes the *gate*, it scores
 the best IoU of its boxes against that frame's ground-truth boxes (``key_boxes``), else 0;
 the reward is the mean over claims. Gates (``gate=``):
@@ -154,7 +155,7 @@ def make_spatial_reward(gate: Gate = "paper", tau_s: float | None = None) -> Rew
         return sum(claim_score(c, frames, extent, gate, float(tau)) for c in claims) / len(claims)
 
     def spatial(completions: list[Any], **columns: Any) -> list[float]:
-        kinds: frozenset[RewardKind] = frozenset({"spatio_temporal", "spatial"})
+        kinds: frozenset[RewardKind] = frozenset({"spatio_temporal", "spatial", "vstar"})
         return score_items("spatial", completions, columns, kinds, score)
 
     return spatial

@@ -4,7 +4,8 @@
   MCQ): the fraction of ``<t>`` values in ``<think>`` (bare and claim times) that fall in the
   ground-truth span ``answer_span_s`` (ends included). No time, or a reversed span: 0.
 - :func:`make_temporal_point_reward` (point supervision with adaptive temporal proximity;
-  spatio-temporal tasks): for each time t in ``<think>``, d = min over ``key_times_s`` of
+  spatio-temporal tasks and V-STaR's prompt forms, whose key frames are the item's
+  ground-truth seconds): for each time t in ``<think>``, d = min over ``key_times_s`` of
   |t − t_kf|, scored exp(−d² / 2σ²); the mean over times. No time or no key frame: 0.
 
 σ follows training progress p ∈ [0, 1] (:func:`sigma_at`): ``adaptive`` anneals it from 4 s
@@ -148,7 +149,8 @@ def make_temporal_point_reward(
     sigma: float | None = None,
     progress_fn: Callable[[], float] | None = None,
 ) -> RewardFn:
-    """The point-supervision reward (spatio-temporal tasks; others 0.0) with its σ schedule.
+    """The point-supervision reward (spatio-temporal tasks and V-STaR's prompt forms; others
+    0.0) with its σ schedule.
 
     Options are checked here (``ValueError``), not at scoring time.
 
@@ -173,7 +175,7 @@ def make_temporal_point_reward(
             valid = [k for k in key_times if k is not None]
             return sum(proximity(t, valid, sigma_s) for t in times) / len(times)
 
-        kinds: frozenset[RewardKind] = frozenset({"spatio_temporal"})
+        kinds: frozenset[RewardKind] = frozenset({"spatio_temporal", "vstar"})
         return score_items("temporal_point", completions, columns, kinds, score)
 
     return temporal_point

@@ -16,6 +16,7 @@ a :class:`Progress` callback publishes ``global_step / max_steps`` so the point-
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,9 @@ def build_rl_trainer(
 
 def run_rl(config: RunConfig) -> Path:
     """Train stage 2 as ``config`` says; returns ``<output_dir>/final``."""
+    started = time.perf_counter()
     out = Path(config.output_dir)
     save_resolved(config, out, stage="rl")
-    return train_and_save(build_rl_trainer(config), out, resume=config.rl.resume)
+    trainer = build_rl_trainer(config)
+    return train_and_save(trainer, out, resume=config.rl.resume, config=config, stage="rl",
+                          started=started)  # fmt: skip

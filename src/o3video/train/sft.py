@@ -17,12 +17,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from o3video.models.base import BackendError
 from o3video.models.load import check_model_source
-from o3video.train.config import ConfigError, ModelConfig, RunConfig, TrainConfig, save_resolved
+from o3video.train.config import (
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    Stage,
+    TrainConfig,
+    save_resolved,
+)
 from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
 
 logger = logging.getLogger(__name__)
@@ -154,21 +162,40 @@ def build_sft_trainer(
 
 def run_sft(config: RunConfig) -> Path:
     """Train stage 1 as ``config`` says; returns ``<output_dir>/final``."""
+    started = time.perf_counter()
     out = Path(config.output_dir)
     save_resolved(config, out, stage="sft")
-    return train_and_save(build_sft_trainer(config), out, resume=config.sft.resume)
+    trainer = build_sft_trainer(config)
+    return train_and_save(trainer, out, resume=config.sft.resume, config=config, stage="sft",
+                          started=started)  # fmt: skip
 
 
-def train_and_save(trainer: Any, output_dir: str | Path, *, resume: bool) -> Path:
+def train_and_save(
+    trainer: Any,
+    output_dir: str | Path,
+    *,
+    resume: bool,
+    config: RunConfig | None = None,
+    stage: Stage = "sft",
+    started: float | None = None,
+) -> Path:
     """Run ``trainer`` (from the last ``checkpoint-*`` in ``output_dir`` when ``resume``) and
-    save the final model and processor; returns ``<output_dir>/final``."""
+    save the final model and processor; returns ``<output_dir>/final``. With ``config``, the
+    final folder also gets its model card (:func:`o3video.train.card.write_training_card`;
+    ``started`` is when the run began, data synthesis included)."""
     checkpoint = last_checkpoint(output_dir) if resume else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
         if not getattr(trainer, "is_deepspeed_enabled", False):
             load_checkpoint_weights(trainer.model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
-    return save_final(trainer, output_dir)
+    final = save_final(trainer, output_dir)
+    if config is not None:
+        from o3video.train.card import write_training_card
+
+        wall = time.perf_counter() - started if started is not None else None
+        write_training_card(final, config, stage, trainer.state, wall_s=wall)
+    return final
 
 
 def load_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:

@@ -1,0 +1,287 @@
+"""Build the embedded model: train the three shipped recipes, score them, install the result.
+
+Every step is an ``o3video`` command (printed before it runs, its output in ``OUT/logs/``):
+
+1. ``train sft --config recipes/synthetic-tiny-embedded-ground-sft.yaml`` (grounding),
+2. ``train sft --config recipes/synthetic-tiny-embedded-sft.yaml`` from stage 1's model,
+3. ``train rl --config recipes/synthetic-tiny-embedded-gspo.yaml`` from stage 2's model,
+4. ``data synth`` of a held-out corpus in the model's world (``--heldout-seed``, never a
+   training seed),
+5. ``eval vstar`` of the SFT and the GSPO model and ``eval vstar-baseline`` (the constant
+   answer, mean span and mean box of the training items) on that corpus.
+
+Then the scores, the held-out corpus, the wall time of every step and the machine are written
+into the GSPO model's card (``o3video.json``) and into ``OUT/build.json``. ``--install`` copies
+the GSPO model into the package (``src/o3video/embedded/model/``), where ``o3video demo`` finds
+it. A step whose output exists is skipped, so the same command resumes a stopped build (the
+trainer resumes from its last checkpoint); ``--threads`` sets the torch threads of each step.
+
+    python scripts/build_embedded.py --out runs/embedded --install
+    python scripts/build_embedded.py --out /tmp/e --scale 0.01 --heldout-n 4   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+PACKAGE_MODEL = ROOT / "src" / "o3video" / "embedded" / "model"
+STAGES = (
+    ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
+    ("sft", "sft", "synthetic-tiny-embedded-sft.yaml"),
+    ("gspo", "rl", "synthetic-tiny-embedded-gspo.yaml"),
+)
+"""(name, ``o3video train`` stage, recipe), in the order they run."""
+SCALED = ("max_steps", "data.synth.n")
+"""Recipe values ``--scale`` multiplies (a quick run of the same pipeline)."""
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "chat_template.jinja",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "o3video.json",
+)
+"""What a model folder needs to be loaded and described (no optimizer state, no trainer
+arguments)."""
+
+
+class BuildError(Exception):
+    """A step failed; the message names it and its log."""
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "o3video.cli.main", *args]
+
+
+def run_step(name: str, argv: list[str], logs: Path, env: dict[str, str]) -> float:
+    """Run one command, its output to ``logs/<name>.log``; returns its wall seconds."""
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    print(f"[{name}] {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    with log.open("w", encoding="utf-8") as f:
+        code = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    seconds = time.perf_counter() - start
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+        raise BuildError(f"step {name} failed (exit {code}); see {log}:\n" + "\n".join(tail))
+    print(f"[{name}] done in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def recipe_value(recipe: Path, key: str) -> Any:
+    """A value of a recipe, by dotted key (``data.synth.n``)."""
+    import yaml  # type: ignore[import-untyped]
+
+    node: Any = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def stage_overrides(name: str, recipe: Path, out: Path, scale: float) -> list[str]:
+    """The ``key=value`` overrides that put stage ``name`` under ``out`` (and scale it)."""
+    overrides = [f"output_dir={out / name}"]
+    previous = {"sft": "ground", "gspo": "sft"}.get(name)
+    if previous:
+        overrides.append(f"model.path={out / previous / 'final'}")
+    if name == "gspo":
+        overrides.append(f"data.stgr={out / 'sft' / 'data' / 'stgr_rl.json'}")
+    if scale != 1.0:
+        for key in SCALED:
+            value = recipe_value(recipe, key)
+            if isinstance(value, int):
+                overrides.append(f"{key}={max(2, round(value * scale))}")
+        overrides.append("save_steps=1000000")
+    return overrides
+
+
+def scores_of(run: Path) -> dict[str, Any]:
+    """The ``scores`` of an ``eval vstar`` run folder (its ``scores.json``)."""
+    doc = json.loads((run / "scores.json").read_text(encoding="utf-8"))
+    return {
+        k: doc["scores"][k]
+        for k in ("n", "acc", "tiou_1", "tiou_2", "viou_1", "viou_2", "mam", "mlgm")
+    }
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    out: Path = args.out.resolve()
+    logs = out / "logs"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    if args.threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+    record_path = out / "build.json"
+    record: dict[str, Any] = (
+        json.loads(record_path.read_text()) if record_path.exists() else {"steps": {}}
+    )
+
+    def step(name: str, argv: list[str], done: Path) -> None:
+        if done.exists():
+            print(f"[{name}] already done ({done})", flush=True)
+            return
+        seconds = run_step(name, argv, logs, env)
+        record["steps"][name] = {"command": argv[3:], "wall_s": round(seconds, 1)}
+        out.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=1) + "\n")
+
+    for name, stage, recipe_name in STAGES:
+        recipe = RECIPES / recipe_name
+        overrides = stage_overrides(name, recipe, out, args.scale)
+        argv = cli("train", stage, "--config", str(recipe), *overrides)
+        card = out / name / "final" / "o3video.json"
+        step(name, argv, card)
+        if name not in record["steps"]:  # trained before, by this script or by hand
+            entry = json.loads(card.read_text(encoding="utf-8"))["training"][-1]
+            record["steps"][name] = {
+                "command": entry["command"][1:],
+                "wall_s": entry["wall_s"],
+                "from": str(card),
+            }
+    gspo, sft = out / "gspo" / "final", out / "sft" / "final"
+    heldout = out / "heldout"
+    step(
+        "heldout",
+        cli(
+            "data",
+            "synth",
+            "--out",
+            str(heldout),
+            "--n",
+            str(args.heldout_n),
+            "--seed",
+            str(args.heldout_seed),
+            "--world-of",
+            str(sft),
+        ),
+        heldout / "vstar.json",
+    )
+    for name, model in (("eval-sft", sft), ("eval-gspo", gspo)):
+        run = out / name
+        step(
+            name,
+            cli("eval", "vstar", "--model", str(model), "--data", str(heldout), "--out", str(run)),
+            run / "scores.json",
+        )
+    baseline = out / "eval-baseline"
+    step(
+        "eval-baseline",
+        cli(
+            "eval",
+            "vstar-baseline",
+            "--train",
+            str(out / "sft" / "data"),
+            "--data",
+            str(heldout),
+            "--out",
+            str(baseline),
+        ),
+        baseline / "scores.json",
+    )
+    scores = {
+        "heldout": {
+            "n_videos": args.heldout_n,
+            "seed": args.heldout_seed,
+            "items": scores_of(out / "eval-gspo")["n"],
+        },
+        "sft+gspo": scores_of(out / "eval-gspo"),
+        "sft": scores_of(out / "eval-sft"),
+        "constant baseline": scores_of(baseline),
+        "note": "synthetic V-STaR, exact-match judge, default (fixed) scoring mode; fractions",
+    }
+    record["scores"] = scores
+    record["machine"] = machine()
+    record["wall_s"] = round(sum(s["wall_s"] for s in record["steps"].values()), 1)
+    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    card_path = gspo / "o3video.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["scores"] = scores
+    card["build"] = {
+        "command": "python scripts/build_embedded.py",
+        "steps": record["steps"],
+        "wall_s": record["wall_s"],
+        "machine": record["machine"],
+    }
+    card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.install:
+        install(gspo, PACKAGE_MODEL)
+    return record
+
+
+def install(model: Path, target: Path) -> None:
+    """Replace the package's embedded model with ``model``'s files (:data:`MODEL_FILES`)."""
+    missing = [name for name in MODEL_FILES if not (model / name).is_file()]
+    if missing:
+        raise BuildError(f"{model}: not a complete model folder, missing {', '.join(missing)}")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in MODEL_FILES:
+        shutil.copy2(model / name, target / name)
+    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
+    print(f"installed {model} into {target} ({size:.1f} MB)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/embedded"), help="build folder")
+    parser.add_argument("--heldout-n", type=int, default=200, help="held-out videos")
+    parser.add_argument("--heldout-seed", type=int, default=1000, help="held-out corpus seed")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every recipe's max_steps and data.synth.n (smoke runs)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per step")
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the GSPO model into src/o3video/embedded/model/",
+    )
+    args = parser.parse_args(argv)
+    try:
+        record = build(args)
+    except BuildError as e:
+        print(f"build_embedded: error: {e}", file=sys.stderr)
+        return 1
+    s = record["scores"]
+    print(json.dumps({k: s[k] for k in ("sft+gspo", "sft", "constant baseline")}, indent=1))
+    print(
+        f"wall time of the steps run: {record['wall_s']:.0f} s; record: {args.out / 'build.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
