@@ -52,6 +52,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,10 +359,10 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise AblationError(f"--sft {args.sft}: no such folder")
     base_rl = _print_config(args.recipe, extra)["rl"]
     runs = plan(args.variants, args.seeds)
-    failed = []
-    for i, spec in enumerate(runs, 1):
+
+    def one(i: int, spec: RunSpec) -> bool:
         print(f"[{i}/{len(runs)}] {spec.name}", flush=True)
-        ok = run_one(
+        return run_one(
             spec,
             sft=args.sft,
             recipe=args.recipe,
@@ -371,8 +372,11 @@ def run_sweep(args: argparse.Namespace) -> int:
             eval_args=eval_args,
             base_rl=base_rl,
         )
-        if not ok:
-            failed.append(spec.name)
+
+    # Runs are child processes: threads only wait for them (--jobs at a time).
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        done = list(pool.map(one, range(1, len(runs) + 1), runs))
+    failed = [spec.name for spec, ok in zip(runs, done, strict=True) if not ok]
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -694,6 +698,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="'ARGS'",
         help='more `o3video eval vstar` options, one string: --eval-args="--limit 4 --judge exact"',
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at a time (each its own processes; e.g. 2 with OMP_NUM_THREADS=1 on 2 cores)",
     )
     rep = sub.add_parser(
         "report",

@@ -4,6 +4,7 @@ overrides through the real config loader."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import sys
@@ -237,3 +238,54 @@ def _level_seq() -> dict[str, str]:
 def test_plan_order_and_sft_once() -> None:
     names = [s.name for s in abl.plan(["gspo", "sft", "grpo"], [0, 1])]
     assert names == ["sft", "grpo-s0", "grpo-s1", "gspo-s0", "gspo-s1"]
+
+
+FAKE_CLI = """
+import json, subprocess, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+if "--print-config" in args:  # the real resolved config
+    sys.exit(subprocess.run([sys.executable, "-m", "o3video.cli.main", *args]).returncode)
+log = Path(sys.argv[0]).with_name("calls.jsonl")
+with log.open("a") as f:
+    f.write(json.dumps({"args": args, "start": time.time()}) + "\\n")
+time.sleep(0.3)
+out = Path(args[args.index("--out") + 1] if "--out" in args else
+           next(a for a in args if a.startswith("output_dir=")).split("=", 1)[1])
+if args[0] == "train":
+    (out / "final").mkdir(parents=True)
+else:
+    out.mkdir(parents=True)
+    (out / "scores.json").write_text(json.dumps({"scores": {"mam": 0.5, "mlgm": 0.6}}))
+"""
+
+
+def test_run_sweep_runs_jobs_at_a_time_and_records_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --jobs 2``: every run trained (once) and evaluated, two at a time, each with its
+    record; a second sweep skips them all."""
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text(FAKE_CLI)
+    monkeypatch.setattr(abl, "CLI", [sys.executable, str(fake)])
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    argv = ["run", "--sft", str(sft), "--recipe", str(RECIPE), "--data", str(tmp_path),
+            "--out", str(tmp_path / "sweep"), "--seeds", "0", "--variants", "sft", "grpo",
+            "gspo", "gspo-sigma1", "--jobs", "2"]  # fmt: skip
+    assert abl.main(argv) == 0
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    trained = sorted(next(a for a in c["args"] if a.startswith("output_dir="))
+                     for c in calls if c["args"][0] == "train")  # fmt: skip
+    assert trained == [f"output_dir={tmp_path / 'sweep' / n}-s0" for n in
+                       ("grpo", "gspo", "gspo-sigma1")]  # fmt: skip
+    assert sum(c["args"][0] == "eval" for c in calls) == 4
+    starts = sorted(c["start"] for c in calls)
+    assert any(b - a < 0.2 for a, b in itertools.pairwise(starts))  # overlapping
+    for name in ("sft", "grpo-s0", "gspo-s0", "gspo-sigma1-s0"):
+        assert (
+            json.loads((tmp_path / "sweep" / name / "ablation.json").read_text())["status"]
+            == "done"
+        )
+    assert abl.main(argv) == 0  # everything exists: nothing runs again
+    assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == len(calls)

@@ -18,7 +18,7 @@ pytest.importorskip("trl")
 
 from o3video.data.synthetic import synthesize  # noqa: E402
 from o3video.train.config import RunConfig, load_config  # noqa: E402
-from o3video.train.dataset import source_from_config  # noqa: E402
+from o3video.train.dataset import ExampleSource, source_from_config  # noqa: E402
 
 TINY = ["data.max_frames=2", "data.min_frames=2", "data.max_pixels=12544", "data.limit=4"]
 
@@ -82,6 +82,31 @@ def test_frames_decoded_once(synth_dir: Path, tiny_dir: Path, tmp_path: Path) ->
     again = source_from_config(cached.data, tmp_path, stage="rl")
     row = again.rl_row(0)
     assert again.decodes == 0 and row["task"] == first.rl_row(0)["task"]
+
+
+def test_decoded_frames_are_bounded_by_bytes(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """The per-video frame cache keeps at most ``video_bytes`` of frames (least recently used
+    out): with room for one clip, going back to an evicted video decodes it again."""
+    cfg = _config("rl", synth_dir, tiny_dir, tmp_path, "data.limit=null")
+    source = source_from_config(cfg.data, tmp_path, stage="rl")  # both videos
+    first_record: dict[str, int] = {}  # video -> its first record
+    for i, r in enumerate(source.records):
+        if getattr(r, "video_path", None):
+            first_record.setdefault(str(r.video_path), i)
+    a, b = list(first_record.values())[:2]
+    one = source.example(a).clip.frames.nbytes
+    small = ExampleSource(source.records, source.media_root, min_frames=2, max_frames=2,
+                          max_pixels=12544, memory_items=0, video_bytes=one)  # fmt: skip
+    for i in (a, a, b, b, a):
+        small.example(i)
+    assert small.decodes == 3 and len(small._clips) == 1  # a, b, then a again
+    roomy = ExampleSource(source.records, source.media_root, min_frames=2, max_frames=2,
+                          max_pixels=12544, memory_items=0)  # fmt: skip
+    for i in (a, b, a, b):
+        roomy.example(i)
+    assert roomy.decodes == 2
 
 
 def test_sft_labels_only_the_assistant_reply_and_step_changes_weights(

@@ -41,8 +41,9 @@ class ExampleSource:
 
     ``memory_items`` bounds the in-memory cache (least recently used out); ``cache_dir``
     adds a pickle per example on disk. Each video is decoded once for all its records: the
-    sampled frames are kept per video (``video_items`` videos, least recently used out), and
-    ``decodes`` counts the videos decoded. ``prep_seconds`` accumulates the time spent
+    sampled frames are kept per video (at most ``video_items`` videos and ``video_bytes``
+    bytes of frames, least recently used out; small frames let a whole corpus stay decoded
+    across epochs), and ``decodes`` counts the videos decoded. ``prep_seconds`` accumulates the time spent
     building rows (decoding included), which the training benchmark reports as data
     preparation.
     """
@@ -60,7 +61,8 @@ class ExampleSource:
         max_pixels: int = 128 * 28 * 28,
         cache_dir: str | Path | None = None,
         memory_items: int = 4096,
-        video_items: int = 256,
+        video_items: int = 8192,
+        video_bytes: int = 1 << 30,
     ) -> None:
         self.records = list(records)
         self.media_root = Path(media_root)
@@ -71,8 +73,9 @@ class ExampleSource:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.memory_items = memory_items
         self._memory: OrderedDict[int, Example] = OrderedDict()
-        self.video_items = video_items
+        self.video_items, self.video_bytes = video_items, video_bytes
         self._clips: OrderedDict[tuple[Any, ...], Clip] = OrderedDict()
+        self._clip_bytes = 0
         self.prep_seconds = 0.0
         self.decodes = 0
 
@@ -87,8 +90,12 @@ class ExampleSource:
         clip = sample_frames(path, **options)
         self.decodes += 1
         self._clips[key] = clip
-        if len(self._clips) > self.video_items:
-            self._clips.popitem(last=False)
+        self._clip_bytes += clip.frames.nbytes
+        while len(self._clips) > 1 and (
+            len(self._clips) > self.video_items or self._clip_bytes > self.video_bytes
+        ):
+            _, old = self._clips.popitem(last=False)
+            self._clip_bytes -= old.frames.nbytes
         return clip
 
     def __len__(self) -> int:
