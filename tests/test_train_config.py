@@ -68,6 +68,7 @@ def test_save_resolved(tmp_path: Path) -> None:
     assert load_config(tmp_path / "config.yaml") == cfg  # the saved config loads back
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["version"] and run["stage"] == "rl" and "git_commit" in run
+    assert run["git_dirty"] in (True, False, None)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -194,3 +195,20 @@ def test_data_tasks_keeps_only_those_records(tmp_path: Path) -> None:
 def test_unknown_data_tasks_are_config_errors(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def test_git_dirty_says_whether_tracked_files_changed(tmp_path: Path) -> None:
+    import subprocess
+
+    from o3video.train.config import git_commit, git_dirty
+
+    assert git_dirty(tmp_path) is None and git_commit(tmp_path) is None  # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert git_dirty(tmp_path) is False and git_commit(tmp_path)
+    (tmp_path / "a.txt").write_text("b\n")
+    assert git_dirty(tmp_path) is True

@@ -59,6 +59,7 @@ def test_sft_then_gspo_then_ask(tmp_path: Path) -> None:
     assert card["training"][0] == sft_card["training"][0]
     rl_stage = card["training"][1]
     assert rl_stage["steps"] == 1 and rl_stage["data_seed"] == 0 and rl_stage["seed"] == 0
+    assert rl_stage["git_dirty"] in (True, False, None)
     assert rl_stage["train_runtime_s"] > 0 and rl_stage["wall_s"] >= rl_stage["train_runtime_s"]
     assert rl_stage["config"]["model"]["path"] == str(sft_out / "final")
     assert sft_card["training"][0]["steps"] == 2

@@ -8,9 +8,10 @@
   the synthetic corpus, or the starting model's world otherwise, so that ``o3video demo``
   makes a video like those the model learned from;
 - ``training``: one entry per stage, oldest first, the starting model's stages carried over
-  (an RL model's card lists its SFT stage too): stage, output folder, command, package version
-  and commit, training seed, data seed, optimizer steps, the trainer's ``train_runtime`` and the
-  run's wall time (data synthesis and model loading included), and the resolved config.
+  (an RL model's card lists its SFT stage too): stage, output folder, command, package version,
+  commit and whether the tree had uncommitted changes, training seed, data seed, optimizer
+  steps, the trainer's ``train_runtime`` and the run's wall time (data synthesis and model
+  loading included), and the resolved config.
 
 Scores are added by whoever measures them (``scripts/build_embedded.py``), never here.
 """
@@ -30,6 +31,7 @@ from o3video.train.config import (
     Stage,
     SynthConfig,
     git_commit,
+    git_dirty,
     load_config,
     to_dict,
 )
@@ -51,6 +53,7 @@ def stage_entry(
         "command": list(sys.argv),
         "version": o3video.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "seed": settings.seed,
         "data_seed": synth.seed if synth is not None else None,
         "steps": getattr(state, "global_step", None),

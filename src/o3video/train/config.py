@@ -404,6 +404,20 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def git_dirty(cwd: str | Path | None = None) -> bool | None:
+    """Whether the checkout at ``cwd`` (default: this package's) has uncommitted changes to
+    tracked files; ``None`` outside a git checkout."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where, capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """The commit of the checkout at ``cwd`` (default: this package's), or ``None``."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
@@ -417,7 +431,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def save_resolved(config: RunConfig, out_dir: str | Path, stage: Stage | None = None) -> Path:
-    """Write ``config.yaml`` and ``run.json`` (version, git commit, command) into ``out_dir``."""
+    """Write ``config.yaml`` and ``run.json`` (version, git commit and whether the tree had
+    uncommitted changes, command) into ``out_dir``."""
     import yaml
 
     import o3video
@@ -431,6 +446,7 @@ def save_resolved(config: RunConfig, out_dir: str | Path, stage: Stage | None = 
         "package": "o3video",
         "version": o3video.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "stage": stage,
         "command": list(sys.argv),
     }

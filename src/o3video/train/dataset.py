@@ -43,9 +43,9 @@ class ExampleSource:
     adds a pickle per example on disk. Each video is decoded once for all its records: the
     sampled frames are kept per video (at most ``video_items`` videos and ``video_bytes``
     bytes of frames, least recently used out; small frames let a whole corpus stay decoded
-    across epochs), and ``decodes`` counts the videos decoded. ``prep_seconds`` accumulates the time spent
-    building rows (decoding included), which the training benchmark reports as data
-    preparation.
+    across epochs), and ``decodes`` counts the videos decoded. ``prep_seconds`` accumulates
+    the time spent building rows (decoding included), which the training benchmark reports as
+    data preparation.
     """
 
     def __init__(

@@ -1,0 +1,110 @@
+"""The embedded model shipped in the package, and its card: what it is, how it was made.
+
+The default tests check the shipped folder against the repository: the weights' size, the
+card's frame budget and world, one training entry per stage whose resolved config is the
+shipped recipe's (so ``scripts/build_embedded.py`` re-runs exactly what made it), and the
+scores on a held-out seed. The ``slow`` test re-runs the whole build (about 2.5 hours on two
+CPU cores) and compares its scores with the card's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from o3video.embedded import MODEL_DIR, embedded_model_dir
+from o3video.models.card import read_card, video_settings_for
+from o3video.train.config import load_config, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = (
+    ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
+    ("sft", "sft", "synthetic-tiny-embedded-sft.yaml"),
+    ("gspo", "rl", "synthetic-tiny-embedded-gspo.yaml"),
+)
+METRICS = ("acc", "tiou_1", "tiou_2", "viou_1", "viou_2", "mam", "mlgm")
+TOLERANCE = {"acc": 0.08, "tiou_1": 0.08, "tiou_2": 0.08, "viou_1": 0.08, "viou_2": 0.08,
+             "mam": 0.04, "mlgm": 0.08}  # fmt: skip
+"""How far a re-run's scores may land from the card's (absolute, fractions): CPU kernels differ
+between machines, and sampled RL rollouts amplify the difference."""
+
+
+@pytest.fixture(scope="module")
+def card() -> dict[str, Any]:
+    found = read_card(embedded_model_dir())
+    assert found is not None, f"{MODEL_DIR} has no o3video.json"
+    return found
+
+
+def _portable(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config without the paths a build chooses (output and input folders)."""
+    out = json.loads(json.dumps(config))
+    out.pop("output_dir")
+    out["model"].pop("path")
+    out["data"].pop("stgr")
+    return out
+
+
+def test_weights_are_small_and_complete() -> None:
+    files = {p.name: p.stat().st_size for p in embedded_model_dir().iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "o3video.json"} <= set(files)
+    assert sum(files.values()) <= 20 * 1024 * 1024
+
+
+def test_card_records_every_stage_as_the_shipped_recipes_say(card: dict[str, Any]) -> None:
+    stages = card["training"]
+    assert [s["stage"] for s in stages] == [stage for _, stage, _ in STAGES]
+    for entry, (name, stage, recipe) in zip(stages, STAGES, strict=True):
+        assert entry["seed"] == 0 and entry["data_seed"] == 0, name
+        assert entry["steps"] > 0 and entry["train_runtime_s"] > 0, name
+        assert entry["wall_s"] >= entry["train_runtime_s"], name
+        assert entry["git_commit"], name
+        shipped = to_dict(load_config(ROOT / "recipes" / recipe, stage=stage))
+        assert _portable(entry["config"]) == _portable(shipped), f"{name}: not {recipe}"
+    # The frame budget and world of the last stage are the card's own.
+    last = stages[-1]["config"]["data"]
+    video = video_settings_for(MODEL_DIR)
+    assert video is not None
+    assert (video.fps, video.max_frames, video.max_pixels) == (
+        last["fps"],
+        last["max_frames"],
+        last["max_pixels"],
+    )
+    assert card["world"] == last["synth"]["world"]
+
+
+def test_card_scores_on_a_held_out_seed(card: dict[str, Any]) -> None:
+    scores = card["scores"]
+    assert scores["heldout"]["seed"] not in {s["data_seed"] for s in card["training"]}
+    assert scores["heldout"]["items"] >= 100
+    for row in ("sft+gspo", "sft", "constant baseline"):
+        assert all(isinstance(scores[row][m], float) for m in METRICS), row
+    # The model grounds: far above the constant answer, span and box on every measure.
+    model, base = scores["sft+gspo"], scores["constant baseline"]
+    for m in ("acc", "tiou_1", "viou_1", "mam"):
+        assert model[m] > base[m] + 0.1, m
+
+
+@pytest.mark.slow
+def test_the_recipes_reproduce_the_card(card: dict[str, Any], tmp_path: Path) -> None:
+    """The whole build again, from the shipped recipes and the card's seeds (hours on CPU)."""
+    out = tmp_path / "build"
+    held = card["scores"]["heldout"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "build_embedded.py"), "--out", str(out),
+           "--heldout-n", str(held["n_videos"]), "--heldout-seed", str(held["seed"])]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    again = json.loads((out / "build.json").read_text())["scores"]
+    report = {
+        row: {m: (round(card["scores"][row][m], 4), round(again[row][m], 4)) for m in METRICS}
+        for row in ("sft+gspo", "sft")
+    }
+    (tmp_path / "reproduction.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    for row, values in report.items():
+        for m, (shipped, rerun) in values.items():
+            assert abs(shipped - rerun) <= TOLERANCE[m], (row, m, shipped, rerun)
