@@ -186,11 +186,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     )
     for name, model in (("eval-sft", sft), ("eval-gspo", gspo)):
         run = out / name
-        step(
-            name,
-            cli("eval", "vstar", "--model", str(model), "--data", str(heldout), "--out", str(run)),
-            run / "scores.json",
-        )
+        argv = cli("eval", "vstar", "--model", str(model), "--data", str(heldout), "--out",
+                   str(run), "--batch-size", "4")  # fmt: skip
+        step(name, argv, run / "scores.json")
     baseline = out / "eval-baseline"
     step(
         "eval-baseline",

@@ -23,6 +23,7 @@ from o3video.families import get_family
 from o3video.models.base import BackendError, Request, SamplingParams
 from o3video.serve import Limits, ServeServer, ensure_examples, make_server, settled_evidence
 from o3video.serve.job import AskOptions
+from o3video.video import probe_video
 
 TRACE = (
     "<think>The <obj>red circle</obj><box>[10,20,60,70]</box>at<t>1.5</t>s moves; "
@@ -469,10 +470,45 @@ def test_page_is_served_with_a_strict_policy(server: ServeServer) -> None:
     assert b"innerHTML" not in data  # model text is only ever set as text
 
 
-def test_serve_without_a_model_says_how_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_without_a_model_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import o3video.embedded as embedded
+
+    monkeypatch.setattr(embedded, "MODEL_DIR", tmp_path / "none")  # an install without it
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
-    assert "--model PATH" in err and "build_tiny_model" in err
+    assert "no embedded model" in err and "--model PATH" in err and "build_tiny_model" in err
+
+
+def test_frames_and_examples_follow_the_model_card(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A model folder's card sets the frame budget (each option given wins) and the world of
+    the example videos, made into their own folder under the default one."""
+    import argparse
+
+    from o3video.cli.serve import add_arguments, examples_for, frame_options
+    from o3video.models.card import VideoSettings, write_card
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    model = tmp_path / "model"
+    model.mkdir()
+    write_card(model, VideoSettings(fps=1.0, max_frames=6, max_pixels=3136, min_pixels=3136),
+               world={"width": 96, "height": 64, "duration_s": 2, "num_objects": [1, 2],
+                      "size_px": [10, 20]})  # fmt: skip
+    args = parser.parse_args(["--model", str(model), "--max-frames", "4"])
+    assert frame_options(args, str(model)) == VideoSettings(1.0, 4, 4, 3136, 3136)
+    bare = parser.parse_args(["--model", "Qwen/Qwen2.5-VL-7B-Instruct"])
+    assert frame_options(bare, bare.model) == VideoSettings()  # a hub name has no card
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = examples_for(args, str(model))
+    assert folder.parent == tmp_path / "cache" / "o3video" / "examples"
+    assert folder.name.startswith("world-")
+    video = sorted((folder / "videos").glob("*.mp4"))[0]
+    assert probe_video(video).source_wh == (96, 64)
+    assert examples_for(bare, bare.model) == tmp_path / "cache" / "o3video" / "examples"
 
 
 def test_serve_checks_its_options(capsys: pytest.CaptureFixture[str]) -> None:

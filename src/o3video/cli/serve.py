@@ -12,13 +12,21 @@ Security: it listens on 127.0.0.1 unless ``--host`` says otherwise; uploads are 
 and deleted when the server stops; the page names videos by id only, never by path; one
 question runs at a time, the others wait in a queue the page shows.
 
+Without ``--model`` it serves the embedded tiny model (:mod:`o3video.embedded`), offline.
+Frames are sampled as the model's card (``o3video.json``) says it was trained, unless
+``--fps``, ``--max-frames``, ``--max-pixels`` or ``--min-pixels`` say otherwise.
+
 Example videos are made once (synthetic moving shapes, a few seconds) into ``--examples``,
-by default ``$XDG_CACHE_HOME/o3video/examples``.
+by default ``$XDG_CACHE_HOME/o3video/examples`` (for a model trained on the synthetic world, a
+folder of videos of that world: ``examples/<world digest>``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -28,7 +36,11 @@ from types import FrameType
 
 from o3video.cli._model import add_model_arguments
 from o3video.cli.ask import _backend_options
+from o3video.embedded import EmbeddedModelMissing, embedded_model_dir
+from o3video.models.card import VideoSettings, read_card, video_settings_for
 from o3video.models.load import load_backend
+from o3video.serve.state import ensure_examples
+from o3video.train.card import world_of
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 logger = logging.getLogger(__name__)
@@ -36,15 +48,15 @@ logger = logging.getLogger(__name__)
 NAME = "serve"
 HELP = "a local web page: ask about a video, watch the reasoning, click the evidence"
 EXAMPLES = """examples:
-  python -c "from o3video.models.tiny import build_tiny_model; build_tiny_model('tiny')"
-  o3video serve --model tiny                    # then open http://127.0.0.1:7860/
+  o3video serve                                 # the embedded model; open http://127.0.0.1:7860/
   o3video serve --model Qwen/Qwen2.5-VL-7B-Instruct --port 8080 --max-upload-mb 500
   o3video serve --backend openai --base-url http://127.0.0.1:8000/v1 \\
       --model Qwen/Qwen2.5-VL-72B-Instruct --family qwen2_5_vl
 """
 NO_MODEL = (
-    "o3video serve: error: no model: pass --model PATH_OR_NAME (a checkpoint directory or a "
-    "hub name). To try the page offline, make a tiny random model first:\n"
+    "o3video serve: error: no model: this install has no embedded model, so pass --model "
+    "PATH_OR_NAME (a checkpoint directory or a hub name). To try the page offline, make a "
+    "tiny random model first:\n"
     "  python -c \"from o3video.models.tiny import build_tiny_model; build_tiny_model('tiny')\"\n"
     "  o3video serve --model tiny"
 )
@@ -68,10 +80,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-examples", action="store_true", help="offer no example videos")
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
-    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate (default 2)")
-    parser.add_argument("--max-frames", type=int, default=16)
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    parser.add_argument(
+        "--fps", type=float, default=None, help="sampling rate (default: the model card's, or 2)"
+    )
+    parser.add_argument("--max-frames", type=int, default=None, help="default: card, or 16")
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, help=f"default: card, or {DEFAULT_MAX_PIXELS}"
+    )
+    parser.add_argument(
+        "--min-pixels", type=int, default=None, help=f"default: card, or {DEFAULT_MIN_PIXELS}"
+    )
     parser.add_argument(
         "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
     )
@@ -95,20 +113,50 @@ def _problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def frame_options(args: argparse.Namespace, model: str) -> VideoSettings:
+    """The frame budget: each option given, else the model card's (a local model folder with
+    ``o3video.json``), else the defaults of :class:`~o3video.models.card.VideoSettings`."""
+    card = video_settings_for(model) if Path(model).is_dir() else None
+    base = card or VideoSettings()
+    given = {
+        "fps": args.fps,
+        "max_frames": args.max_frames,
+        "max_pixels": args.max_pixels,
+        "min_pixels": args.min_pixels,
+    }
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def examples_for(args: argparse.Namespace, model: str) -> Path:
+    """The examples folder: ``--examples``, else the default one, in a sub-folder of the
+    model's synthetic world when its card names one (the videos are made of that world)."""
+    if args.examples is not None:
+        return ensure_examples(args.examples)
+    card = read_card(model) if Path(model).is_dir() else None
+    world = (card or {}).get("world")
+    if world is None:
+        return ensure_examples(default_examples_dir())
+    config = world_of(model)
+    digest = hashlib.sha1(json.dumps(world, sort_keys=True).encode()).hexdigest()[:12]
+    return ensure_examples(default_examples_dir() / f"world-{digest}", world=config)
+
+
 def run(args: argparse.Namespace) -> int:
-    from o3video.serve import AskOptions, Limits, ensure_examples, make_server
+    from o3video.serve import AskOptions, Limits, make_server
     from o3video.serve.app import LOOPBACK
 
     if args.model is None:
-        print(NO_MODEL, file=sys.stderr)
-        return 2
+        try:
+            args.model = str(embedded_model_dir())
+        except EmbeddedModelMissing:
+            print(NO_MODEL, file=sys.stderr)
+            return 2
     problem = _problem(args)
     if problem is not None:
         print(f"o3video serve: error: {problem}", file=sys.stderr)
         return 2
-    examples = None
-    if not args.no_examples:
-        examples = ensure_examples(args.examples or default_examples_dir())
+    video = frame_options(args, args.model)
+    examples = None if args.no_examples else examples_for(args, args.model)
     print(f"loading {args.backend}:{args.model} ...", flush=True)
     backend = load_backend(args.model, args.backend, **_backend_options(args))
     limits = Limits(
@@ -118,10 +166,10 @@ def run(args: argparse.Namespace) -> int:
     )
     options = AskOptions(
         presentation=args.presentation,
-        fps=args.fps,
-        max_frames=args.max_frames,
-        max_pixels=args.max_pixels,
-        min_pixels=args.min_pixels,
+        fps=video.fps,
+        max_frames=video.max_frames,
+        max_pixels=video.max_pixels,
+        min_pixels=video.min_pixels,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,

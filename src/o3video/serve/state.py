@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from o3video.data.world import WorldConfig
 from o3video.errors import O3VideoError, VideoDecodeError
 from o3video.video import probe_video
 
@@ -99,15 +100,18 @@ class Example:
     question: str
 
 
-def ensure_examples(folder: str | os.PathLike[str], n: int = 3, seed: int = 0) -> Path:
+def ensure_examples(
+    folder: str | os.PathLike[str], n: int = 3, seed: int = 0, world: WorldConfig | None = None
+) -> Path:
     """``folder`` with at least one example video in ``folder/videos``; when it has none,
-    ``n`` synthetic videos (moving shapes, seconds to make) are written there first."""
+    ``n`` synthetic videos (moving shapes, seconds to make; of ``world``, default the
+    default world) are written there first."""
     out = Path(folder).expanduser()
     if not any((out / "videos").glob("*.mp4")):
         from o3video.data.synthetic import synthesize
 
         logger.info("making %d example videos in %s", n, out)
-        synthesize(out, n, seed=seed, workers=1)
+        synthesize(out, n, seed=seed, config=world, workers=1)
     return out
 
 
