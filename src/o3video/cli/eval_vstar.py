@@ -18,7 +18,6 @@ Qwen2.5-72B-Instruct, e.g. served: ``--judge-backend openai --judge-base-url URL
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from o3video.eval.vstar import (
 )
 from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend
-from o3video.models.card import VideoSettings, video_settings_for
+from o3video.models.card import VideoSettings, video_settings
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
@@ -183,16 +182,14 @@ def _print_scores(args: argparse.Namespace, run_dir: Path, synthetic: bool) -> i
 def frame_settings(args: argparse.Namespace) -> VideoSettings:
     """The frame budget: each option given, else the model card's (``o3video.json`` in the
     model folder: the budget it was trained with), else the defaults."""
-    base = video_settings_for(args.model) if Path(args.model).is_dir() else None
-    base = base or VideoSettings()
-    given = {
-        "fps": args.fps,
-        "min_frames": args.min_frames,
-        "max_frames": args.max_frames,
-        "min_pixels": args.min_pixels,
-        "max_pixels": args.max_pixels,
-    }
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return video_settings(
+        args.model,
+        fps=args.fps,
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
 
 
 def _backend(args: argparse.Namespace) -> tuple[Backend, ModelFamily, VideoSettings]:

@@ -24,7 +24,6 @@ folder of videos of that world: ``examples/<world digest>``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -37,7 +36,7 @@ from types import FrameType
 from o3video.cli._model import add_model_arguments
 from o3video.cli.ask import _backend_options
 from o3video.embedded import EmbeddedModelMissing, embedded_model_dir
-from o3video.models.card import VideoSettings, read_card, video_settings_for
+from o3video.models.card import VideoSettings, read_card, video_settings
 from o3video.models.load import load_backend
 from o3video.serve.state import ensure_examples
 from o3video.train.card import world_of
@@ -116,15 +115,13 @@ def _problem(args: argparse.Namespace) -> str | None:
 def frame_options(args: argparse.Namespace, model: str) -> VideoSettings:
     """The frame budget: each option given, else the model card's (a local model folder with
     ``o3video.json``), else the defaults of :class:`~o3video.models.card.VideoSettings`."""
-    card = video_settings_for(model) if Path(model).is_dir() else None
-    base = card or VideoSettings()
-    given = {
-        "fps": args.fps,
-        "max_frames": args.max_frames,
-        "max_pixels": args.max_pixels,
-        "min_pixels": args.min_pixels,
-    }
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return video_settings(
+        model,
+        fps=args.fps,
+        max_frames=args.max_frames,
+        max_pixels=args.max_pixels,
+        min_pixels=args.min_pixels,
+    )
 
 
 def examples_for(args: argparse.Namespace, model: str) -> Path:

@@ -88,6 +88,19 @@ def video_settings_for(model_dir: str | os.PathLike[str]) -> VideoSettings | Non
     return VideoSettings.from_dict(card["video"], f"{Path(model_dir) / CARD_FILE}: video")
 
 
+def video_settings(model: str | os.PathLike[str], **given: Any) -> VideoSettings:
+    """The frame budget to show ``model`` frames with: each value given (not ``None``), else
+    its card's (a local model folder with ``o3video.json``: the budget it was trained with),
+    else the defaults of :class:`VideoSettings`.
+
+    >>> video_settings("Qwen/Qwen2.5-VL-7B-Instruct", max_frames=8, fps=None).max_frames
+    8
+    """
+    card = video_settings_for(model) if Path(model).is_dir() else None
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return dataclasses.replace(card or VideoSettings(), **chosen)
+
+
 def write_card(model_dir: str | os.PathLike[str], video: VideoSettings, **info: Any) -> Path:
     """Write (replace) ``o3video.json`` in ``model_dir``: the frame budget and ``info``
     (JSON-ready: recipe, seeds, commit, scores...)."""
