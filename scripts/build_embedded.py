@@ -164,6 +164,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             record["steps"][name] = {
                 "command": entry["command"][1:],
                 "wall_s": entry["wall_s"],
+                "resumed_from_step": entry.get("resumed_from_step"),
                 "from": str(card),
             }
     gspo, sft = out / "gspo" / "final", out / "sft" / "final"

@@ -63,6 +63,7 @@ def test_sft_then_gspo_then_ask(tmp_path: Path) -> None:
     assert rl_stage["train_runtime_s"] > 0 and rl_stage["wall_s"] >= rl_stage["train_runtime_s"]
     assert rl_stage["config"]["model"]["path"] == str(sft_out / "final")
     assert sft_card["training"][0]["steps"] == 2
+    assert sft_card["training"][0]["resumed_from_step"] is None
     video = sorted((rl_out / "data" / "videos").glob("*.mp4"))[0]
     answer = ask(video, "Where is the red circle?", model=final, max_frames=4, max_new_tokens=8)
     assert isinstance(answer.text, str)
@@ -86,3 +87,6 @@ def test_sft_resumes_from_its_last_checkpoint(
     assert state["global_step"] == 3
     logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
     assert logged_steps.count(3) <= 1 and 1 in logged_steps  # steps 1-2 kept, not redone
+    # The card says its times cover only the steps after the checkpoint.
+    entry = json.loads((out / "final" / "o3video.json").read_text())["training"][-1]
+    assert entry["steps"] == 3 and entry["resumed_from_step"] == 2

@@ -30,8 +30,8 @@ def embedded_model_dir() -> Path:
     if not all((MODEL_DIR / name).is_file() for name in (*WEIGHTS, "config.json")):
         raise EmbeddedModelMissing(
             f"this o3video has no embedded model ({MODEL_DIR} holds no checkpoint). "
-            "Pass --model with a checkpoint folder, e.g. one trained by "
-            "'o3video train sft --config recipes/synthetic-tiny-sft.yaml' "
-            "(runs/synthetic-tiny-sft/final)"
+            "Pass --model with a checkpoint folder, or build the embedded model with "
+            "'python scripts/build_embedded.py --out runs/embedded --install' (the recipes "
+            "recipes/synthetic-tiny-embedded-{ground-sft,sft,gspo}.yaml; hours on 2 CPU cores)"
         )
     return MODEL_DIR

@@ -11,7 +11,8 @@
   (an RL model's card lists its SFT stage too): stage, output folder, command, package version,
   commit and whether the tree had uncommitted changes, training seed, data seed, optimizer
   steps, the trainer's ``train_runtime`` and the run's wall time (data synthesis and model
-  loading included), and the resolved config.
+  loading included; both of the last process only when it resumed from a checkpoint, whose
+  step ``resumed_from_step`` gives), and the resolved config.
 
 Scores are added by whoever measures them (``scripts/build_embedded.py``), never here.
 """
@@ -38,9 +39,16 @@ from o3video.train.config import (
 
 
 def stage_entry(
-    config: RunConfig, stage: Stage, state: Any, wall_s: float | None
+    config: RunConfig,
+    stage: Stage,
+    state: Any,
+    wall_s: float | None,
+    resumed_from_step: int | None = None,
 ) -> dict[str, Any]:
-    """The ``training`` entry of one finished stage (``state``: the trainer's ``TrainerState``)."""
+    """The ``training`` entry of one finished stage (``state``: the trainer's ``TrainerState``).
+
+    ``resumed_from_step``: the checkpoint step this process resumed from; the runtime and
+    wall time then cover only the steps after it, which the entry says."""
     import o3video
 
     history = getattr(state, "log_history", None) or []
@@ -59,18 +67,25 @@ def stage_entry(
         "steps": getattr(state, "global_step", None),
         "train_runtime_s": round(float(runtime), 1) if runtime is not None else None,
         "wall_s": round(wall_s, 1) if wall_s is not None else None,
+        "resumed_from_step": resumed_from_step,
         "config": to_dict(config),
     }
 
 
 def write_training_card(
-    final: str | Path, config: RunConfig, stage: Stage, state: Any, *, wall_s: float | None
+    final: str | Path,
+    config: RunConfig,
+    stage: Stage,
+    state: Any,
+    *,
+    wall_s: float | None,
+    resumed_from_step: int | None = None,
 ) -> Path:
     """Write ``final/o3video.json`` for a finished stage (module docstring); returns its path."""
     start = Path(config.model.path)
     parent = read_card(start) if start.is_dir() else None
     stages = list(parent.get("training", [])) if parent else []
-    stages.append(stage_entry(config, stage, state, wall_s))
+    stages.append(stage_entry(config, stage, state, wall_s, resumed_from_step))
     info: dict[str, Any] = {}
     if config.data.synth is not None:
         info["world"] = dict(config.data.synth.world or {})

@@ -97,6 +97,25 @@ def grpo_args(config: RunConfig) -> dict[str, Any]:
     return args
 
 
+VISION_TOKENS = (
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+"""The special tokens that mark where frames go in a Qwen-VL prompt."""
+
+
+def vision_token_ids(processor: Any) -> list[int]:
+    """The ids of :data:`VISION_TOKENS` in ``processor``'s vocabulary, to keep out of sampled
+    completions: a completion holding one would make the model's 3D rotary positions count a
+    frame that has no pixels (a shape error in the policy's forward pass, mid-training)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab[t] for t in VISION_TOKENS if t in vocab)
+
+
 def build_rl_trainer(
     config: RunConfig,
     source: ExampleSource | None = None,
@@ -121,7 +140,11 @@ def build_rl_trainer(
     if reward_funcs is None:
         reward_funcs, reward_weights = build_reward_functions(config.rl.rewards, progress)
     model, processor = load_policy(config.model, out)
-    args = GRPOConfig(**grpo_args(config), reward_weights=reward_weights)
+    args = GRPOConfig(
+        **grpo_args(config),
+        reward_weights=reward_weights,
+        generation_kwargs={"suppress_tokens": vision_token_ids(processor)},
+    )
     cls = trainer_cls or GRPOTrainer
     return cls(
         model=model,

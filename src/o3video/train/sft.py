@@ -170,6 +170,12 @@ def run_sft(config: RunConfig) -> Path:
                           started=started)  # fmt: skip
 
 
+def _checkpoint_step(checkpoint: str | Path) -> int | None:
+    """The step of a ``checkpoint-N`` folder (None for any other name)."""
+    step = Path(checkpoint).name.removeprefix("checkpoint-")
+    return int(step) if step.isdigit() else None
+
+
 def train_and_save(
     trainer: Any,
     output_dir: str | Path,
@@ -194,7 +200,10 @@ def train_and_save(
         from o3video.train.card import write_training_card
 
         wall = time.perf_counter() - started if started is not None else None
-        write_training_card(final, config, stage, trainer.state, wall_s=wall)
+        resumed = _checkpoint_step(checkpoint) if checkpoint else None
+        write_training_card(
+            final, config, stage, trainer.state, wall_s=wall, resumed_from_step=resumed
+        )
     return final
 
 
