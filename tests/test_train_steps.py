@@ -232,3 +232,18 @@ def test_checkpoint_weights_are_loaded_back_under_their_model_names(tmp_path: Pa
     load_checkpoint_weights(fresh, path)
     for (name, a), b in zip(trained.state_dict().items(), fresh.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_rollouts_cannot_sample_vision_tokens(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    # A sampled <|vision_start|> makes the policy's 3D rotary positions count a frame that has
+    # no pixels: the loss forward then fails with a shape error, mid-training.
+    from o3video.train.rl import VISION_TOKENS, build_rl_trainer
+
+    cfg = _config("rl", synth_dir, tiny_dir, tmp_path, "rl.max_steps=1")
+    trainer = build_rl_trainer(cfg, reward_funcs=[_reward])
+    vocab = trainer.processing_class.tokenizer.get_vocab()
+    wanted = {vocab[t] for t in VISION_TOKENS if t in vocab}
+    assert {vocab["<|vision_start|>"], vocab["<|image_pad|>"], vocab["<|video_pad|>"]} <= wanted
+    assert set(trainer.generation_config.suppress_tokens) == wanted
