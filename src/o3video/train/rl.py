@@ -140,6 +140,11 @@ def build_rl_trainer(
     if reward_funcs is None:
         reward_funcs, reward_weights = build_reward_functions(config.rl.rewards, progress)
     model, processor = load_policy(config.model, out)
+    # TRL pads rollout prompts on the left, then runs the processor again (its tokenizer's
+    # padding side) for the vision inputs of the loss forward; a right-padding tokenizer
+    # would misalign the image-token map with the ids whenever two prompts of a batch differ
+    # in length (a shape error in the 3D rotary positions).
+    getattr(processor, "tokenizer", processor).padding_side = "left"
     args = GRPOConfig(
         **grpo_args(config),
         reward_weights=reward_weights,
