@@ -247,3 +247,49 @@ def test_rollouts_cannot_sample_vision_tokens(
     wanted = {vocab[t] for t in VISION_TOKENS if t in vocab}
     assert {vocab["<|vision_start|>"], vocab["<|image_pad|>"], vocab["<|video_pad|>"]} <= wanted
     assert set(trainer.generation_config.suppress_tokens) == wanted
+
+
+def test_gspo_step_with_prompts_of_different_lengths(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    # Rollout prompts are left-padded; the loss forward re-processes them for the vision
+    # inputs, whose image-token map must mark exactly the image tokens of the padded ids.
+    from trl import GRPOTrainer
+
+    from o3video.train.rl import build_rl_trainer
+
+    class Checking(GRPOTrainer):  # type: ignore[misc]
+        seen: list[tuple[Any, Any, Any]]
+
+        def _get_per_token_logps_and_entropies(  # type: ignore[no-untyped-def]
+            self, model, input_ids, attention_mask, *args, **kwargs
+        ):
+            self.seen.append((input_ids, attention_mask, kwargs.get("mm_token_type_ids")))
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, *args, **kwargs
+            )
+
+    cfg = _config(
+        "rl",
+        synth_dir,
+        tiny_dir,
+        tmp_path,
+        "data.limit=8",
+        "rl.max_steps=2",
+        "rl.steps_per_generation=1",
+        "rl.gradient_accumulation_steps=1",
+        "rl.num_generations=2",
+        "rl.per_device_train_batch_size=8",
+        "rl.max_completion_length=4",
+    )
+    trainer = build_rl_trainer(cfg, reward_funcs=[_reward], trainer_cls=Checking)
+    trainer.seen = []
+    trainer.train()
+    assert trainer.state.global_step == 2
+    image_id = trainer.processing_class.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    padded = 0
+    for ids, mask, mm in trainer.seen:
+        assert mm is not None and mm.shape == ids.shape
+        assert torch.equal(mm == 1, ids == image_id)
+        padded += int((mask[:, 0] == 0).sum())
+    assert padded > 0, "the fixture's prompts must differ in length"
