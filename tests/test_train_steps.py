@@ -258,7 +258,7 @@ def test_gspo_step_with_prompts_of_different_lengths(
 
     from o3video.train.rl import build_rl_trainer
 
-    class Checking(GRPOTrainer):  # type: ignore[misc]
+    class Checking(GRPOTrainer):
         seen: list[tuple[Any, Any, Any]]
 
         def _get_per_token_logps_and_entropies(  # type: ignore[no-untyped-def]
