@@ -19,15 +19,14 @@ from o3video.eval.vstar import (
     RunError,
     answer_part,
     finish,
-    item_prompts,
     load_items,
     run_vstar,
     score_config_for,
-    whole_seconds,
 )
 from o3video.families import get_family
 from o3video.models.base import Request, SamplingParams
 from o3video.models.card import VideoSettings
+from o3video.protocols.vstar import item_prompts, whole_seconds
 
 QWEN25 = get_family("qwen2_5_vl")
 QWEN3 = get_family("qwen3_vl")
@@ -257,7 +256,8 @@ def test_cli_takes_the_frame_budget_from_the_model_card(synth: SynthResult, tmp_
     video = json.loads((out / "run.json").read_text())["settings"]["video"]
     # The card's budget, except what the command line says.
     assert video == {
-        "fps": 1.0, "min_frames": 2, "max_frames": 3, "min_pixels": 3136, "max_pixels": 12544
+        "fps": 1.0, "min_frames": 2, "max_frames": 3, "min_pixels": 3136, "max_pixels": 12544,
+        "sampler": "true_time",
     }  # fmt: skip
 
 

@@ -33,11 +33,12 @@ from o3video.data.stgr import (
 from o3video.data.synthetic import SynthResult, synthesize
 from o3video.data.vstar import item_from_dict
 from o3video.eval.judge import ExactMatchJudge, JudgeItem
-from o3video.eval.vstar import GENERATIONS, answer_part, item_prompts
+from o3video.eval.vstar import answer_part
 from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
 from o3video.evidence import parse_trace
 from o3video.families import get_family
 from o3video.prompts import build_messages
+from o3video.protocols.vstar import GENERATIONS, item_prompts
 from o3video.train.dataset import ExampleSource
 
 RAW_ITEM: dict[str, Any] = {

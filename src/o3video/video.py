@@ -395,3 +395,55 @@ def _as_image(image: ImageLike, i: int, wh: tuple[int, int] | None) -> Image.Ima
     if wh is not None and image.size != wh:
         raise VideoDecodeError(FRAMES_SOURCE, f"image {i} is {image.size}, image 0 is {wh}")
     return image
+
+
+def sample_frame_indices(
+    path: str | os.PathLike[str],
+    indices: Sequence[int],
+    *,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    factor: int = QWEN25_FACTOR,
+) -> Clip:
+    """The frames at stream positions ``indices`` (as a constant-frame-rate reader counts
+    them, ``index / fps`` seconds in), resized by ``smart_resize``.
+
+    For protocols that reproduce code which picks frames by index (the reference V-STaR
+    script): ``times_s`` are the nominal times ``index / fps`` that such code prints, not the
+    decoded frames' PTS (which :func:`sample_frames` gives). Indices past the last frame are
+    dropped, as a reader returning no frame would drop them.
+    """
+    name = os.fspath(path)
+    with open_video(name) as container:
+        info = read_info(name, container)
+        stream = container.streams.video[0]
+        clock = Clock(stream.start_time or 0, stream.time_base or Fraction(1, av.time_base))
+        keyframes = keyframe_pts(stream, clock.t0)
+    wanted_idx = sorted({int(i) for i in indices if 0 <= int(i) < info.num_frames})
+    if not wanted_idx:
+        raise VideoDecodeError(name, f"no frame at indices {list(indices)[:8]}")
+    budget = _Budget(info.fps, 1, len(wanted_idx), None, factor, min_pixels, max_pixels)
+    job = DecodeJob(
+        name,
+        info,
+        clock,
+        keyframes,
+        budget.size_wh(name, info.source_wh),
+        tol=None,
+        lo=-math.inf,
+        hi=math.inf,
+    )
+    wanted = [clock.to_pts(i / info.fps) for i in wanted_idx]
+    kept = decode_frames(job, wanted)
+    if len(kept) != len(wanted):
+        raise VideoDecodeError(name, f"{len(wanted)} frames wanted, {len(kept)} decoded")
+    return Clip(
+        frames=np.stack([kept[p].result() for p in sorted(kept)]),
+        times_s=tuple(i / info.fps for i in wanted_idx),
+        source_wh=info.source_wh,
+        frame_wh=job.size_wh,
+        fps=info.fps,
+        duration_s=info.duration_s,
+        frame_indices=tuple(wanted_idx),
+        source=name,
+    )

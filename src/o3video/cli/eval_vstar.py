@@ -37,6 +37,7 @@ from o3video.eval.vstar import (
 from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend
 from o3video.models.card import VideoSettings, video_settings
+from o3video.protocols import INFERENCE_PROTOCOLS, protocol_for_model
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
@@ -79,7 +80,9 @@ def _judge_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _runner_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="the run folder (resumable)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="the run folder (resumable); needed to run"
+    )
     p.add_argument("--shard", type=Shard.parse, default=Shard(), help="i/n: this process's share")
     p.add_argument("--batch-size", type=int, default=1, help="items per generate call")
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
@@ -91,6 +94,21 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS))
     p.add_argument("--min-pixels", type=int, default=None, help=frames + str(DEFAULT_MIN_PIXELS))
     p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument(
+        "--protocol",
+        choices=INFERENCE_PROTOCOLS,
+        default=None,
+        help="prompts, frames and boxes: 'reference' (what the released checkpoint was "
+        "evaluated with) or 'o3video'; default: the model card's, else reference",
+    )
+    p.add_argument(
+        "--show-prompts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="print the first N items' fully rendered requests (chat template applied, vision "
+        "tokens counted) and exit; loads only the processor files, no weights",
+    )
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -246,7 +264,63 @@ def _run_options(args: argparse.Namespace, video: VideoSettings) -> dict[str, An
     }
 
 
+def protocol_of(args: argparse.Namespace) -> str:
+    """The protocol of a run: ``--protocol``, else the model card's, else ``reference``.
+    Frame options have no effect under ``reference`` (its frames are the reference
+    script's): say so."""
+    protocol = protocol_for_model(args.model, args.protocol)
+    frame_options = ("fps", "max_frames", "min_frames", "max_pixels", "min_pixels")
+    given = [f"--{o.replace('_', '-')}" for o in frame_options if getattr(args, o) is not None]
+    if protocol == "reference" and given and getattr(args, "benchmark", None) is None:
+        print(
+            f"note: {', '.join(given)} ignored: the reference protocol shows V-STaR frames as "
+            "the reference script does (1 fps, at most 16, native size)",
+            file=sys.stderr,
+        )
+    return protocol
+
+
+def _need_out(args: argparse.Namespace) -> None:
+    if args.out is None:
+        raise RunError("--out RUN_DIR is needed to run (only --show-prompts runs without it)")
+
+
+def _load_processor(model: str) -> Any:
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model)
+    except (OSError, ValueError) as e:
+        raise RunError(f"--show-prompts needs the model's processor files: {model}: {e}") from e
+
+
+def show_vstar_prompts(args: argparse.Namespace) -> int:
+    """``eval vstar --show-prompts N``: print the rendered requests and exit."""
+    from o3video.eval.vstar import show_prompts
+    from o3video.families import family_for_processor
+    from o3video.protocols.show import format_rendered
+
+    file, root, _ = resolve_data(args.data, args.videos)
+    processor = _load_processor(args.model)
+    family = family_for_processor(processor)
+    shown = show_prompts(
+        processor,
+        family,
+        file,
+        media_root=root,
+        video=frame_settings(args),
+        protocol=protocol_of(args),
+        n=args.show_prompts,
+    )
+    for title, rendered in shown:
+        print(format_rendered(title, rendered), end="\n\n")
+    return 0
+
+
 def run_vstar_command(args: argparse.Namespace) -> int:
+    if args.show_prompts is not None:
+        return show_vstar_prompts(args)
+    _need_out(args)
     file, root, synthetic = resolve_data(args.data, args.videos)
     backend, family, video = _backend(args)
     _, stats = run_vstar(
@@ -255,6 +329,7 @@ def run_vstar_command(args: argparse.Namespace) -> int:
         file,
         args.out,
         media_root=root,
+        protocol=protocol_of(args),
         **_run_options(args, video),
     )
     if not _summary(args, stats):

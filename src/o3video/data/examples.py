@@ -25,7 +25,7 @@
 
 ``V-STaR protocol`` records (:class:`~o3video.data.stgr.VStarProtocolRecord`) are rendered
 with the evaluation's own prompts: system prompt and user text are those
-:func:`o3video.eval.vstar.item_prompts` gives for the family and the frames shown (the one
+:func:`o3video.protocols.vstar.item_prompts` gives for the family and the frames shown (the one
 source of truth; the When-2 prompt shows boxes in that space). The target's answer is what
 the evaluation parses (:func:`vstar_answer`): the answer text (What), ``From <t>s</t>s to
 <t>e</t>s`` (When), or JSON mapping each ground-truth whole second to its box in model space,
@@ -179,9 +179,10 @@ def to_example(
 
 def vstar_prompt(record: VStarProtocolRecord, family: ModelFamily, frame_wh: WH) -> tuple[str, str]:
     """``(system prompt, user text)`` of the record's generation, from
-    :func:`o3video.eval.vstar.item_prompts` for ``family`` and frames of ``frame_wh``."""
-    # Imported here: o3video.eval imports o3video.data.load, whose package imports this module.
-    from o3video.eval.vstar import item_prompts
+    :func:`o3video.protocols.vstar.item_prompts` for ``family`` and frames of ``frame_wh``."""
+    # Imported here: o3video.protocols.vstar imports o3video.data.vstar, whose package
+    # imports this module.
+    from o3video.protocols.vstar import item_prompts
 
     for key, system, text in item_prompts(record.item, family, frame_wh):
         if key == record.generation:

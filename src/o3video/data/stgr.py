@@ -27,7 +27,7 @@ it sits in. Its ``question`` and ``answer`` must be :func:`vstar_protocol_questi
 :func:`vstar_protocol_answer` of the item (the file's view of the ground truth: the raw
 question, the answer text, ``"[s, e]"`` or the boxes in original pixels as JSON keyed by
 second); the prompt and the target are rendered later, per model family and frames shown
-(:func:`o3video.data.examples.to_example` with :func:`o3video.eval.vstar.item_prompts`).
+(:func:`o3video.data.examples.to_example` with :func:`o3video.protocols.vstar.item_prompts`).
 ``reasoning_process`` is a short grounded think, boxes normalized 0–1 as for the other video
 tasks. These records are for SFT: no RL reward knows the task (each gives 0.0), so the
 synthetic corpus writes them into ``stgr_sft.json`` only.
@@ -74,7 +74,7 @@ VSTAR_PROTOCOL_TASK = "V-STaR protocol"
 
 VStarGeneration = Literal["what", "when_1", "where_1", "where_2", "when_2"]
 VSTAR_GENERATION_KEYS: tuple[str, ...] = get_args(VStarGeneration)
-"""The keys of :data:`o3video.eval.vstar.GENERATIONS`, in its order."""
+"""The keys of :data:`o3video.protocols.vstar.GENERATIONS`, in its order."""
 
 _PROTOCOL_TASKS: dict[str, Task] = {
     "what": "free_form",
@@ -187,7 +187,7 @@ class VStarProtocolRecord(VideoRecord):
         """The prompt task closest to the generation (``free_form`` for Where, whose system
         prompt is :data:`~o3video.prompts.SYSTEM_PROMPT_VSTAR_WHERE`, no task's);
         :func:`~o3video.data.examples.to_example` takes the system prompt from
-        :func:`~o3video.eval.vstar.item_prompts` anyway."""
+        :func:`~o3video.protocols.vstar.item_prompts` anyway."""
         return _PROTOCOL_TASKS[self.generation]
 
 
@@ -204,7 +204,7 @@ Record = (
 
 def vstar_protocol_question(item: VStarItem, generation: str) -> str:
     """The item's own question a generation asks (the raw text, before
-    :func:`~o3video.eval.vstar.item_prompts` wraps it): ``question`` (What),
+    :func:`~o3video.protocols.vstar.item_prompts` wraps it): ``question`` (What),
     ``temporal_question`` (When), ``spatial_question`` / ``spatial_question_2`` (Where)."""
     if generation == "what":
         return item.question

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from o3video.data.vstar import VStarItem
-from o3video.eval.vstar import whole_seconds
 from o3video.evidence import format_span
+from o3video.protocols.vstar import whole_seconds
 
 
 def constant_answers(train: Sequence[VStarItem]) -> tuple[str, tuple[float, float], list[float]]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from o3video.boxes import WH
 from o3video.data.load import json_entries
 from o3video.data.vstar import VStarItem, load_vstar, vstar_video_path
 from o3video.errors import DataError
@@ -65,11 +63,13 @@ from o3video.evidence import parse_trace
 from o3video.families import ModelFamily
 from o3video.models.base import Backend, Request, SamplingParams
 from o3video.models.card import VideoSettings
-from o3video.prompts import (
-    SYSTEM_PROMPT_FREE_FORM,
-    SYSTEM_PROMPT_TEMPORAL,
-    SYSTEM_PROMPT_VSTAR_WHERE,
-    build_messages,
+from o3video.protocols import ProtocolName, check_protocol
+from o3video.protocols.render import to_messages
+from o3video.protocols.show import Rendered, render_request
+from o3video.protocols.vstar import (
+    GENERATIONS,
+    video_settings_for,
+    vstar_prompts,
 )
 from o3video.video import Clip
 
@@ -77,71 +77,6 @@ logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "o3video-vstar-1"
 """Changes whenever a prompt below changes: a run folder refuses to resume across versions."""
-
-GENERATIONS: tuple[tuple[str, str], ...] = (
-    ("what", "answer_vqa"),
-    ("when_1", "answer_temporal"),
-    ("where_1", "answer_spatial"),
-    ("where_2", "answer_spatial_2"),
-    ("when_2", "answer_temporal_2"),
-)
-"""(generation key, result field), in the order they are generated."""
-
-
-def whole_seconds(span_s: tuple[float, float]) -> list[int]:
-    """The seconds chain 1's Where asks about: ``range(ceil(start), floor(end) + 1)``.
-
-    >>> whole_seconds((1.5, 4.0))
-    [2, 3, 4]
-    """
-    return list(range(math.ceil(span_s[0]), math.floor(span_s[1]) + 1))
-
-
-def space_note(family: ModelFamily, frame_wh: WH) -> str:
-    """How boxes are written for ``family``, told to the model in the Where prompts."""
-    if family.box_space == "rel1000":
-        return "Boxes are [x1, y1, x2, y2] on a 0-1000 scale of the frame's width and height."
-    if family.box_space == "frame_px":
-        return f"Boxes are [x1, y1, x2, y2] in pixels of the {frame_wh[0]}x{frame_wh[1]} frames."
-    return "Boxes are [x1, y1, x2, y2] in pixels of the original video."
-
-
-def _box_text(box: Sequence[float]) -> str:
-    return "[" + ", ".join(str(round(v)) for v in box) + "]"
-
-
-def item_prompts(item: VStarItem, family: ModelFamily, frame_wh: WH) -> list[tuple[str, str, str]]:
-    """The five ``(key, system prompt, user text)`` of ``item`` (module docstring), with
-    boxes in ``family``'s space for frames of ``frame_wh``."""
-    note = space_note(family, frame_wh)
-    seconds = whole_seconds(item.span_s)
-    example = ", ".join(f'"{s}": [x1, y1, x2, y2]' for s in seconds[:2])
-    where_1 = (
-        f"{item.spatial_question}\nGive the object's bounding box at each of these seconds: "
-        f"{', '.join(str(s) for s in seconds)}. {note} "
-        f"Answer with a JSON object mapping each second to its box, like {{{example}}}."
-    )
-    n = len(item.boxes)
-    where_2 = (
-        f"{item.spatial_question_2}\nGive {n} bounding box{'es' if n != 1 else ''}, one per "
-        f"whole second while it happens. {note} "
-        "Answer with a JSON object mapping each second to its box."
-    )
-    gt_boxes = [
-        family.from_source_box(b.xyxy, source_wh=item.frame_wh, frame_wh=frame_wh)
-        for b in item.boxes
-    ]
-    when_2 = (
-        f"{item.temporal_question}\nThe object is at these boxes, in time order: "
-        f"{', '.join(_box_text(b) for b in gt_boxes)}. {note}"
-    )
-    return [
-        ("what", SYSTEM_PROMPT_FREE_FORM, item.question),
-        ("when_1", SYSTEM_PROMPT_TEMPORAL, item.temporal_question),
-        ("where_1", SYSTEM_PROMPT_VSTAR_WHERE, where_1),
-        ("where_2", SYSTEM_PROMPT_VSTAR_WHERE, where_2),
-        ("when_2", SYSTEM_PROMPT_TEMPORAL, when_2),
-    ]
 
 
 def answer_part(text: str) -> str:
@@ -183,11 +118,17 @@ def make_process(
     media_root: str | os.PathLike[str],
     video: VideoSettings,
     params: SamplingParams,
+    *,
+    protocol: ProtocolName = "o3video",
+    raw_entries: dict[int, Any] | None = None,
 ) -> Callable[[Sequence[VStarItem]], list[dict[str, Any]]]:
     """The runner's ``process``: for a batch of items, decode each video, ask the five
-    prompts of every item in one ``backend.generate`` call, and return per item the raw
-    replies, the five result fields and timings."""
+    prompts of every item (:func:`o3video.protocols.vstar.vstar_prompts` under
+    ``protocol``; ``raw_entries``: the file's entries by index, for the reference prompts'
+    numbers) in one ``backend.generate`` call, and return per item the raw replies, the
+    five result fields and timings."""
     clips = _ClipCache(Path(media_root), family, video)
+    raw_entries = raw_entries or {}
 
     def process(batch: Sequence[VStarItem]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
@@ -201,8 +142,9 @@ def make_process(
                     "item %d: the video is %dx%d, the item says %dx%d; boxes are scored in "
                     "the item's size", item.index, *clip.source_wh, *item.frame_wh,
                 )  # fmt: skip
-            for key, system, text in item_prompts(item, family, clip.frame_wh):
-                messages = build_messages(clip, text, system_prompt=system)
+            raw = raw_entries.get(item.index)
+            for key, prompt in vstar_prompts(item, protocol, family, clip, raw):
+                messages = to_messages(prompt, clip)
                 requests.append(Request(messages, id=f"{item_id(item)}:{key}", clip=clip))
         t1 = time.perf_counter()
         texts = backend.generate(requests, params)
@@ -245,6 +187,7 @@ class RunSettings:
     video: VideoSettings
     max_new_tokens: int
     prompt_version: str = PROMPT_VERSION
+    protocol: str = "o3video"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -391,11 +334,15 @@ def run_vstar(
     limit: int | None = None,
     retry_errors: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    protocol: str = "o3video",
 ) -> tuple[list[VStarItem], RunStats]:
     """Generate (or resume generating) the records of ``shard`` into ``run_dir``: greedy
-    decoding, seed 0. ``limit`` keeps the first items of the file (a later run may raise it
-    and resume). Returns the items of the whole run and what the runner did."""
-    video = video or VideoSettings()
+    decoding, seed 0, the prompts and frames of ``protocol`` (``reference``: the reference
+    script's frames, whatever ``video`` says). ``limit`` keeps the first items of the file
+    (a later run may raise it and resume). Returns the items of the whole run and what the
+    runner did."""
+    name = check_protocol(protocol, inference=True)
+    video = video_settings_for(name, video or VideoSettings())
     root = Path(media_root) if media_root is not None else Path(data).parent
     items = load_items(data, root)[:limit]
     settings = RunSettings(
@@ -406,11 +353,13 @@ def run_vstar(
         media_root=os.fspath(root.resolve()),
         video=video,
         max_new_tokens=max_new_tokens,
+        protocol=name,
     )
     out = Path(run_dir)
     check_run_json(out, "vstar", settings.to_dict(), limit)
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
-    process = make_process(backend, family, root, video, params)
+    raw = dict(json_entries(Path(data))) if name == "reference" else None
+    process = make_process(backend, family, root, video, params, protocol=name, raw_entries=raw)
     stats = run_items(
         items,
         [item_id(i) for i in items],
@@ -422,3 +371,34 @@ def run_vstar(
         progress=progress,
     )
     return items, stats
+
+
+def show_prompts(
+    processor: Any,
+    family: ModelFamily,
+    data: str | os.PathLike[str],
+    *,
+    media_root: str | os.PathLike[str] | None = None,
+    video: VideoSettings | None = None,
+    protocol: str = "o3video",
+    n: int = 1,
+) -> list[tuple[str, Rendered]]:
+    """The first ``n`` items' five requests as the model gets them under ``protocol``
+    (:func:`o3video.protocols.show.render_request`): ``(title, rendered)`` each. Needs the
+    processor files and the videos, no weights."""
+    name = check_protocol(protocol, inference=True)
+    video = video_settings_for(name, video or VideoSettings())
+    root = Path(media_root) if media_root is not None else Path(data).parent
+    items = load_items(data, root)[: max(n, 0)]
+    raw = dict(json_entries(Path(data)))
+    clips = _ClipCache(root, family, video)
+    out = []
+    for item in items:
+        clip = clips.get(item.vid)
+        for key, prompt in vstar_prompts(item, name, family, clip, raw.get(item.index)):
+            title = (
+                f"item {item.index} ({item.vid}) · {key} · {name} · {clip.num_frames} frames "
+                f"{clip.frame_wh[0]}x{clip.frame_wh[1]}"
+            )
+            out.append((title, render_request(processor, to_messages(prompt, clip), clip)))
+    return out

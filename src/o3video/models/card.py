@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from o3video.errors import DataError
+from o3video.protocols.frames import SAMPLERS, Sampler, sample_reference_vstar
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
 
 CARD_FILE = "o3video.json"
@@ -27,18 +28,37 @@ CARD_FILE = "o3video.json"
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """How frames are sampled for a model (as in its training): rate, frame count bounds and
-    the per-frame pixel budget of ``smart_resize`` (SPEC §3)."""
+    """The frame budget: how frames are sampled for a model (as in its training) — rate,
+    frame count bounds, the per-frame pixel budget of ``smart_resize`` (SPEC §3) and which
+    frames (``sampler``, :mod:`o3video.protocols.frames`). The one type every command that
+    shows a model frames uses (``ask``, ``serve``, ``eval``, ``train``, ``demo``)."""
 
     fps: float = 2.0
     min_frames: int = 4
     max_frames: int = 16
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
+    sampler: Sampler = "true_time"
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
 
     def sample(self, source: Any, *, factor: int, **window: Any) -> Clip:
         """:func:`~o3video.video.sample_frames` of ``source`` with this budget and the model
-        family's resize ``factor``; ``window`` passes on ``start_s``, ``end_s``, ``times_s``."""
+        family's resize ``factor``; ``window`` passes on ``start_s``, ``end_s``, ``times_s``.
+        The ``reference_vstar`` sampler takes a whole video file and no window."""
+        if self.sampler == "reference_vstar":
+            if any(v is not None for v in window.values()):
+                raise ValueError("the reference_vstar sampler reads whole videos, no window")
+            return sample_reference_vstar(
+                source,
+                fps=self.fps,
+                max_frames=self.max_frames,
+                min_pixels=self.min_pixels,
+                max_pixels=self.max_pixels,
+                factor=factor,
+            )
         return sample_frames(
             source,
             fps=self.fps,
@@ -60,6 +80,10 @@ class VideoSettings:
         if unknown:
             raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}", field=unknown[0])
         for name, value in raw.items():
+            if name == "sampler":
+                if value not in SAMPLERS:
+                    raise DataError(f"{where}: sampler must be one of {SAMPLERS}", field=name)
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise DataError(f"{where}: {name} must be a positive number", field=name)
         return cls(**raw)
@@ -108,3 +132,7 @@ def write_card(model_dir: str | os.PathLike[str], video: VideoSettings, **info: 
     card = {"video": dataclasses.asdict(video), **info}
     path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+FrameBudget = VideoSettings
+"""The frame budget's name where no model card is involved."""
