@@ -3,6 +3,7 @@ with the tiny model, resume/settings checks, shards + merge, and per-item failur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -283,3 +284,23 @@ def test_constant_baseline_is_scored_like_a_run(
     saved = json.loads((out / "scores.json").read_text())
     assert saved["label"] == "constant baseline" and saved["scores"]["mam"] == printed["mam"]
     assert 0.0 <= printed["mam"] < 1.0
+
+
+def test_cli_runs_a_model_without_card_under_the_reference_protocol(
+    synth: SynthResult, tmp_path: Path
+) -> None:
+    from o3video.models.tiny import build_tiny_model
+    from o3video.protocols.vstar import REFERENCE_VIDEO
+
+    model = build_tiny_model(tmp_path / "tiny")
+    assert not (model / "o3video.json").exists()
+    out = tmp_path / "run"
+    argv = ["eval", "vstar", "--model", str(model), "--data", str(synth.out_dir), "--out", str(out)]
+    assert main([*argv, "--limit", "1", "--max-new-tokens", "2"]) == 0
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["protocol"] == "reference"
+    assert settings["video"] == dataclasses.asdict(REFERENCE_VIDEO)
+    assert json.loads((out / "scores.json").read_text())["protocol"] == "reference"
+    assert "- protocol: reference," in (out / "report.md").read_text()
+    # The same folder under another protocol is another run: it refuses to resume.
+    assert main([*argv, "--limit", "1", "--max-new-tokens", "2", "--protocol", "o3video"]) == 1

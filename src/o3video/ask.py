@@ -46,9 +46,11 @@ from o3video.models.base import (
     SamplingParams,
     StreamingBackend,
 )
+from o3video.models.card import VideoSettings
+from o3video.models.card import video_settings as card_video_settings
 from o3video.models.load import BackendKind, load_backend, model_family
 from o3video.prompts import Presentation, Task, build_messages
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+from o3video.video import Clip
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +92,11 @@ def ask(
     family: ModelFamily | str | None = None,
     task: Task = "free_form",
     presentation: Presentation = "frames",
-    fps: float = 2.0,
-    max_frames: int = 16,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
+    min_pixels: int | None = None,
+    video_settings: VideoSettings | None = None,
     samples: int = 1,
     vote: VoteMode | None = None,
     temperature: float | None = None,
@@ -108,8 +111,11 @@ def ask(
     ``model`` is a backend instance or a name/path loaded with ``backend`` (``"hf"``,
     ``"vllm"``, ``"openai"``; ``backend_options`` go to its constructor, e.g. ``base_url``
     for ``"openai"``). ``family`` is used when the backend does not say its own (a served
-    model); default Qwen2.5-VL. Frame budget: ``fps``, ``max_frames``, ``min_pixels``,
-    ``max_pixels``. See the module docstring for the stages, sampling and voting.
+    model); default Qwen2.5-VL. Frame budget (:class:`~o3video.models.card.VideoSettings`):
+    ``video_settings`` with each of ``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``
+    that is given; without ``video_settings``, a model folder's card (the budget it was
+    trained with), else the defaults. See the module docstring for the stages, sampling
+    and voting.
 
     Raises :class:`~o3video.errors.VideoDecodeError` for an unreadable video and
     :class:`~o3video.models.base.BackendError` for a model that cannot be loaded or run;
@@ -124,18 +130,27 @@ def ask(
         raise ValueError("voting needs several samples (samples >= 2)")
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
+    given: dict[str, Any] = {"fps": fps, "max_frames": max_frames}
+    given.update(min_pixels=min_pixels, max_pixels=max_pixels)
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if video_settings is not None:
+        budget = dataclasses.replace(video_settings, **chosen)
+    elif isinstance(model, (str, os.PathLike)):
+        budget = card_video_settings(model, **given)
+    else:
+        budget = dataclasses.replace(VideoSettings(), **chosen)
     if isinstance(model, (str, os.PathLike)):
         # A served model's config is not at hand: its family is the caller's word.
         with _timed(timings, "load"):
             fam = model_family(model, backend) if backend != "openai" else _family_of(None, family)
-        clip = _decode(video, fam, fps, max_frames, min_pixels, max_pixels, timings)
+        clip = _decode(video, fam, budget, timings)
         with _timed(timings, "load"):
             runner = load_backend(model, backend, **dict(backend_options or {}))
         fam = _family_of(runner, fam)
     else:
         runner = model
         fam = _family_of(runner, family)
-        clip = _decode(video, fam, fps, max_frames, min_pixels, max_pixels, timings)
+        clip = _decode(video, fam, budget, timings)
     with _timed(timings, "preprocess"):
         messages = build_messages(clip, question, task, presentation, system_prompt)
         request = Request(messages, id=clip.source or "clip", clip=clip)
@@ -173,23 +188,13 @@ def ask(
 def _decode(
     video: str | os.PathLike[str] | Clip,
     fam: ModelFamily,
-    fps: float,
-    max_frames: int,
-    min_pixels: int,
-    max_pixels: int,
+    budget: VideoSettings,
     timings: dict[str, float],
 ) -> Clip:
     with _timed(timings, "decode"):
         if isinstance(video, Clip):
             return video
-        return sample_frames(
-            video,
-            fps=fps,
-            max_frames=max_frames,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            factor=fam.factor,
-        )
+        return budget.sample(video, factor=fam.factor)
 
 
 def _generate(

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 NAME = "ask"
 HELP = "ask a model about a video and see its evidence (object, box, time)"
 EXAMPLES = """examples:
+  o3video ask clip.mp4 "Which shape enters first?"     # the embedded model, its own frames
   o3video ask clip.mp4 "What is the dog doing?" --model Qwen/Qwen2.5-VL-7B-Instruct
   o3video ask clip.mp4 "Which option is right? A. ... B. ..." --task mcq --model ckpt/
   o3video ask clip.mp4 "When does the door open?" --task temporal --presentation video \\
@@ -43,15 +44,20 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="path of the video file")
     parser.add_argument("question", help="the question about the video")
-    add_model_arguments(parser)
+    add_model_arguments(parser, required=False)
     parser.add_argument(
         "--task", choices=[t for t in TASKS if t != "spatial_image"], default="free_form"
     )
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
-    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate (default 2)")
-    parser.add_argument("--max-frames", type=int, default=16)
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
+    frames = "default: the model's o3video.json (its training budget), else "
+    parser.add_argument("--fps", type=float, default=None, help=frames + "2")
+    parser.add_argument("--max-frames", type=int, default=None, help=frames + "16")
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS)
+    )
+    parser.add_argument(
+        "--min-pixels", type=int, default=None, help=frames + str(DEFAULT_MIN_PIXELS)
+    )
     parser.add_argument("--samples", type=int, default=1, help="traces to sample")
     parser.add_argument("--vote", choices=("majority", "confidence"), default=None)
     parser.add_argument(
@@ -82,6 +88,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--vote needs --samples 2 or more"
     if args.backend == "openai" and not args.base_url:
         return "--backend openai needs --base-url"
+    if args.backend == "openai" and not args.model:
+        return "--backend openai needs --model (the served model's name)"
     if args.base_url and args.backend != "openai":
         return "--base-url is for --backend openai"
     return None
@@ -147,10 +155,15 @@ def run(args: argparse.Namespace) -> int:
         streamed.append(delta)
         print(delta, end="", flush=True)
 
+    model = args.model
+    if model is None:
+        from o3video.embedded import embedded_model_dir
+
+        model = str(embedded_model_dir())
     answer = ask(
         args.video,
         args.question,
-        model=args.model,
+        model=model,
         backend=args.backend,
         backend_options=_backend_options(args),
         family=args.family,

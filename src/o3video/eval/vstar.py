@@ -276,6 +276,7 @@ def finish(
         "model": settings["model"],
         "label": label,
         "mode": cfg.mode,
+        "protocol": settings.get("protocol", "o3video"),
         "judge": judge.name,
         "judge_stats": stats,
         "scores": scores.to_dict(),
@@ -285,7 +286,8 @@ def finish(
         f"# V-STaR: {label or settings['model']}",
         "",
         f"- data: `{settings['data']}` ({len(items)} items), judge: {judge.name}",
-        f"- frames: {settings['video']}, prompts: {settings['prompt_version']}",
+        f"- protocol: {settings.get('protocol', 'o3video')}, frames: {settings['video']}, "
+        f"prompts: {settings['prompt_version']}",
         "",
         "```",
         format_table(scores),
