@@ -110,6 +110,8 @@ def test_sampling_is_exactly_the_params_not_the_checkpoint_defaults(backend: HFB
         assert (config.top_k, config.repetition_penalty, config.num_return_sequences) == (0, 1.0, 4)
         greedy = backend.generation_config(SamplingParams(n=4))
         assert (greedy.do_sample, greedy.num_return_sequences) == (False, 1)
+        reference = backend.generation_config(SamplingParams(repetition_penalty=1.05))
+        assert reference.repetition_penalty == 1.05  # the reference evaluation's setting
         params = SamplingParams(n=4, temperature=1.0, max_new_tokens=6, seed=1)
         assert len(set(backend.generate([frames_request()], params)[0])) > 1
     finally:

@@ -149,6 +149,9 @@ def test_sampling_params_mapping_and_request_order(
     greedy = backend.sampling_params(SamplingParams(json_schema={"type": "object"}))
     assert greedy.kwargs["temperature"] == 0.0 and "stop" not in greedy.kwargs
     assert greedy.kwargs["structured_outputs"].json == {"type": "object"}
+    assert "repetition_penalty" not in greedy.kwargs
+    reference = backend.sampling_params(SamplingParams(repetition_penalty=1.05))
+    assert reference.kwargs["repetition_penalty"] == 1.05
 
 
 def test_native_video_goes_with_its_true_timing(

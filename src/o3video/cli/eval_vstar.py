@@ -93,7 +93,12 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-frames", type=int, default=None, help=frames + "4")
     p.add_argument("--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS))
     p.add_argument("--min-pixels", type=int, default=None, help=frames + str(DEFAULT_MIN_PIXELS))
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="default: 2048 under the reference protocol (its V-STaR setting), else 512",
+    )
     p.add_argument(
         "--protocol",
         choices=INFERENCE_PROTOCOLS,

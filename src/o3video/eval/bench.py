@@ -109,7 +109,7 @@ def run_benchmark(
     *,
     videos: str | os.PathLike[str] | None = None,
     video: VideoSettings | None = None,
-    max_new_tokens: int = 512,
+    max_new_tokens: int | None = None,
     shard: Shard | None = None,
     batch_size: int = 1,
     limit: int | None = None,
@@ -117,8 +117,10 @@ def run_benchmark(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[BenchItem], RunStats]:
     """Generate (or resume) the records of ``shard`` of benchmark ``name`` into ``run_dir``
-    (greedy, seed 0). Returns the run's items and what the runner did."""
+    (greedy, seed 0, at most ``max_new_tokens`` new tokens, default 512). Returns the run's
+    items and what the runner did."""
     video = video or VideoSettings()
+    max_new_tokens = 512 if max_new_tokens is None else max_new_tokens
     items = load_benchmark(name, root, videos)[:limit]
     settings = {
         "model": backend.name,

@@ -68,6 +68,8 @@ from o3video.protocols.render import to_messages
 from o3video.protocols.show import Rendered, render_request
 from o3video.protocols.vstar import (
     GENERATIONS,
+    REFERENCE_MAX_NEW_TOKENS,
+    REFERENCE_REPETITION_PENALTY,
     video_settings_for,
     vstar_prompts,
 )
@@ -330,7 +332,7 @@ def run_vstar(
     *,
     media_root: str | os.PathLike[str] | None = None,
     video: VideoSettings | None = None,
-    max_new_tokens: int = 512,
+    max_new_tokens: int | None = None,
     shard: Shard | None = None,
     batch_size: int = 1,
     limit: int | None = None,
@@ -340,11 +342,15 @@ def run_vstar(
 ) -> tuple[list[VStarItem], RunStats]:
     """Generate (or resume generating) the records of ``shard`` into ``run_dir``: greedy
     decoding, seed 0, the prompts and frames of ``protocol`` (``reference``: the reference
-    script's frames, whatever ``video`` says). ``limit`` keeps the first items of the file
+    script's frames whatever ``video`` says, its repetition penalty 1.05 and by default its
+    2,048 new tokens; ``o3video``: 512 by default). ``limit`` keeps the first items of the file
     (a later run may raise it and resume). Returns the items of the whole run and what the
     runner did."""
     name = check_protocol(protocol, inference=True)
     video = video_settings_for(name, video or VideoSettings())
+    reference = name == "reference"
+    if max_new_tokens is None:
+        max_new_tokens = REFERENCE_MAX_NEW_TOKENS if reference else 512
     root = Path(media_root) if media_root is not None else Path(data).parent
     items = load_items(data, root)[:limit]
     settings = RunSettings(
@@ -359,7 +365,10 @@ def run_vstar(
     )
     out = Path(run_dir)
     check_run_json(out, "vstar", settings.to_dict(), limit)
-    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
+    penalty = REFERENCE_REPETITION_PENALTY if reference else 1.0
+    params = SamplingParams(
+        temperature=0.0, max_new_tokens=max_new_tokens, seed=0, repetition_penalty=penalty
+    )
     raw = dict(json_entries(Path(data))) if name == "reference" else None
     process = make_process(backend, family, root, video, params, protocol=name, raw_entries=raw)
     stats = run_items(

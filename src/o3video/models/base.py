@@ -46,7 +46,8 @@ class SamplingParams:
     """How to sample: ``n`` completions per request, ``temperature`` (0 = greedy), ``top_p``,
     at most ``max_new_tokens`` tokens each, an optional ``seed``, an optional JSON schema the
     reply must follow (``json_schema``, a JSON Schema dict; its ``title`` names it where a
-    server wants a name) and optional ``stop`` strings."""
+    server wants a name), optional ``stop`` strings and a ``repetition_penalty`` (1.0: none;
+    the reference evaluation used 1.05)."""
 
     n: int = 1
     temperature: float = 0.0
@@ -55,6 +56,7 @@ class SamplingParams:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] | None = None
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -63,6 +65,10 @@ class SamplingParams:
             raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
+        if not self.repetition_penalty > 0:
+            raise ValueError(
+                f"SamplingParams.repetition_penalty must be > 0, got {self.repetition_penalty}"
+            )
         if self.max_new_tokens < 1:
             raise ValueError(
                 f"SamplingParams.max_new_tokens must be >= 1, got {self.max_new_tokens}"

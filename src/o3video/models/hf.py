@@ -16,7 +16,8 @@ GPU, else CPU in float32.
   greedy (``n`` copies of one completion), otherwise ``do_sample`` with ``temperature`` and
   ``top_p`` and ``num_return_sequences = n``. The checkpoint's own sampling defaults
   (Qwen2.5-VL ships ``top_k=1``, which would make every "sample" greedy, and
-  ``repetition_penalty=1.05``) are overridden, as vLLM does with explicit sampling params.
+  ``repetition_penalty=1.05``) are overridden, as vLLM does with explicit sampling params
+  (``params.repetition_penalty``, 1.0 unless asked).
   ``seed`` seeds a forked torch RNG, so the caller's random state is untouched.
 - **Stop strings** end generation (``stop_strings``) and are cut from the text with what
   follows, like vLLM and OpenAI servers.
@@ -321,7 +322,7 @@ class HFBackend:
             temperature=params.temperature if sampling else 1.0,
             top_p=params.top_p if sampling else 1.0,
             top_k=0 if sampling else 50,  # 50 is transformers' neutral default for greedy
-            repetition_penalty=1.0,
+            repetition_penalty=params.repetition_penalty,
             num_return_sequences=params.n if sampling else 1,
             stop_strings=list(params.stop) if params.stop else None,
             eos_token_id=base.eos_token_id,

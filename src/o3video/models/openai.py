@@ -128,6 +128,8 @@ def request_body(
     }
     if params.seed is not None:
         body["seed"] = params.seed
+    if params.repetition_penalty != 1.0:  # a vLLM server's extra parameter
+        body["repetition_penalty"] = params.repetition_penalty
     if params.stop:
         body["stop"] = list(params.stop)
     if params.json_schema is not None:  # its "title" is the name, not sent in the schema

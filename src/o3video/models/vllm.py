@@ -174,6 +174,8 @@ class VLLMBackend:
             "max_tokens": params.max_new_tokens,
             "seed": params.seed,
         }
+        if params.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = params.repetition_penalty
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if params.json_schema is not None:

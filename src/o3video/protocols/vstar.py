@@ -69,6 +69,11 @@ REFERENCE_VIDEO = VideoSettings(
 native size rounded to the factor (qwen-vl-utils' image bounds 4·28·28 to 16384·28·28
 pixels: a 640×360 video is shown at 644×364, 299 image tokens a frame)."""
 
+REFERENCE_MAX_NEW_TOKENS = 2048
+"""The reference V-STaR evaluation's ``max_tokens`` (``eval/config/vstar.yaml``)."""
+REFERENCE_REPETITION_PENALTY = 1.05
+"""The reference evaluation's vLLM sampling: greedy with ``repetition_penalty=1.05``."""
+
 _THINK = (
     "You must first think about the reasoning process in the mind and then provide the user "
     "with the answer. The reasoning process and answer are enclosed within <think> </think> "
