@@ -42,7 +42,7 @@ from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 from o3video.boxes import XYXY, interval_iou, iou
 from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
 from o3video.evidence import parse_span, parse_trace
-from o3video.rewards import RewardKind, as_seconds, box_extent, score_items, to_box
+from o3video.rewards.base import RewardKind, as_seconds, box_extent, score_items, to_box
 from o3video.voting import normalize_answer
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any
 
 from o3video.boxes import XYXY
 from o3video.evidence import Claim, Trace, parse_trace
-from o3video.rewards import REWARD_KINDS, RewardKind, score_items
+from o3video.rewards.base import REWARD_KINDS, RewardKind, score_items
 
 STRUCTURE_PROBLEMS: frozenset[str] = frozenset(
     {

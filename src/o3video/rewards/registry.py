@@ -27,8 +27,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from o3video.rewards import RewardFn
 from o3video.rewards.answer import answer_reward
+from o3video.rewards.base import RewardFn
 from o3video.rewards.fmt import format_reward
 from o3video.rewards.spatial import make_spatial_reward
 from o3video.rewards.temporal import make_temporal_point_reward, temporal_interval_reward

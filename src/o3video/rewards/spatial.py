@@ -40,7 +40,7 @@ from typing import Any, Literal, get_args
 
 from o3video.boxes import XYXY, iou
 from o3video.evidence import Claim, parse_trace
-from o3video.rewards import RewardFn, RewardKind, as_seconds, box_extent, score_items, to_box
+from o3video.rewards.base import RewardFn, RewardKind, as_seconds, box_extent, score_items, to_box
 from o3video.rewards.fmt import think_boxes, think_claims
 
 Gate = Literal["paper", "legacy", "none"]

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
 from o3video.evidence import parse_trace
-from o3video.rewards import RewardFn, RewardKind, as_seconds, score_items
+from o3video.rewards.base import RewardFn, RewardKind, as_seconds, score_items
 
 logger = logging.getLogger(__name__)
 
