@@ -31,12 +31,20 @@ What remains different from the reference, by design (the frames are ours):
 - Key frames sit at their own times and replace a sampled frame within the merge tolerance
   (0.1 s). The reference keeps every sampled frame and inserts a key frame (in file order)
   before the first sampled frame ``i`` with ``int(i / sample_fps) >=`` its time (rounded in
-  RL), so a key frame may come a little earlier or later in the sequence than here, and a
-  key frame later than the last sampled frame's whole second is never shown there.
+  RL), so a key frame may come a little earlier or later in the sequence than here; there a
+  key frame later than the last sampled frame's whole second is never shown, nor is any
+  key frame listed after it in the file.
 - ``total_frames`` is ``round(duration · fps)`` of the video (the decoder's frame count for
   a constant-rate video); key-frame times are kept as floats, so a time the file writes as
   an integer (``3``) prints ``3.0`` under ``reference-sft`` where the reference printed
   ``3``.
+- The frame budget is the data section's, under every protocol (the reference's: videos at
+  2 fps, 4–16 frames of 100,352 to 105,369 pixels; images up to 256·28·28 pixels).
+- Targets (``reference-sft``): a loosely written box (``<box> [..] </box>``) is converted
+  like the others, where the reference's pattern skips it; a visual-QA trace written 0–1 is
+  converted from 0–1 (the reference reads only integer pixels); a ``<box>`` inside a
+  question stays as written (the reference rewrote the whole chat text). ``reference``
+  writes this project's targets: the reference RL stage has none.
 
 >>> reference_sample_fps(4, 10, 4.0)                  # 4 of 10 frames of a 4 fps video
 1.6
