@@ -244,3 +244,69 @@ def test_visual_qa_reasoning_in_0_1_is_read_as_normalized(media: Path) -> None:
     ex = to_example(record, media)
     assert ex.target is not None
     assert ex.target.startswith("<think>Here: <obj>cup</obj><box>[36,25,182,126]</box>.</think>")
+
+
+OTHER_RECORDS: dict[str, dict[str, Any]] = {
+    "visual QA": {
+        "question": "Where is the cup?",
+        "answer": "<obj>cup</obj><box>[64,48,320,240]</box>",
+        "reasoning_process": "The cup <obj>cup</obj><box>[64, 48, 320, 240]</box> is left.",
+        "source": "gqa",
+        "image_path": "cup.jpg",
+        "image_size": [640, 480],
+    },
+    "temporal QA": {
+        "question": "When does it jump?",
+        "answer": "[0.5, 1.5]",
+        "reasoning_process": "At <t>0.5</t>s.",
+        "source": "TVG_x",
+        "video_path": "dog.mp4",
+    },
+    "temporal QA (MCQ)": {
+        "question": "When? A. early B. late",
+        "answer": "B\n[0.5, 1.5]",
+        "source": "TVG_x",
+        "video_path": "dog.mp4",
+    },
+    "General video QA MCQ": {
+        "question": "What runs?\nA. dog\nB. cat",
+        "answer": "A",
+        "source": "TVG_x",
+        "video_path": "dog.mp4",
+    },
+    "General video QA Free-form": {
+        "question": "What happens?",
+        "answer": "A dog runs.",
+        "reasoning_process": "A dog at <t>0.5</t>s.",
+        "source": "TVG_x",
+        "video_path": "dog.mp4",
+    },
+}
+
+
+def test_o3video_protocol_renders_what_build_messages_rendered(media: Path) -> None:
+    # The prompt of the o3video protocol is the one o3video.prompts.build_messages has always
+    # built (system prompt of the task, true-time labels, duration line, question).
+    from o3video.prompts import build_messages
+
+    one_key = [{"path": "dog_0.jpg", "time": 1.75, "idx": 0}]  # replaces the last frame
+    records = [st_record(), st_record(key_frames=one_key, key_items={"0": {}})]
+    for task, raw in OTHER_RECORDS.items():
+        rec, issues = record_from_dict({"task": task, **raw}, 1)
+        assert rec is not None, issues
+        records.append(rec)
+    for family in ("qwen2_5_vl", "qwen3_vl"):
+        for rec in records:
+            ex = to_example(rec, media, family)
+            assert to_example(rec, media, family, protocol="o3video").messages == ex.messages
+            want = build_messages(ex.clip, rec.question, rec.prompt_task, "frames")
+            assert ex.messages == want, (family, rec.task)
+            custom = to_example(rec, media, family, system_prompt="Be brief.")
+            assert custom.messages == build_messages(
+                ex.clip, rec.question, rec.prompt_task, "frames", "Be brief."
+            )
+
+
+def test_unknown_protocol_is_refused(media: Path) -> None:
+    with pytest.raises(ValueError, match="unknown protocol 'paper'"):
+        to_example(st_record(), media, protocol="paper")

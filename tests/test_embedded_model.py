@@ -49,6 +49,8 @@ def _portable(config: dict[str, Any]) -> dict[str, Any]:
     out.pop("output_dir")
     out["model"].pop("path")
     out["data"].pop("stgr")
+    # Configs recorded before data.protocol existed trained under its default, o3video.
+    out["data"].setdefault("protocol", "o3video")
     return out
 
 

@@ -212,3 +212,47 @@ def test_git_dirty_says_whether_tracked_files_changed(tmp_path: Path) -> None:
     assert git_dirty(tmp_path) is False and git_commit(tmp_path)
     (tmp_path / "a.txt").write_text("b\n")
     assert git_dirty(tmp_path) is True
+
+
+def test_data_protocol_reaches_the_examples_the_cache_key_and_the_card(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from o3video.errors import DataError
+    from o3video.protocols import card_protocol
+    from o3video.train.card import write_training_card
+    from o3video.train.dataset import source_from_config
+
+    assert RunConfig().data.protocol == "o3video"
+    world = "{width: 56, height: 56, duration_s: 1, fps: 8, num_objects: [3, 3], size_px: [12, 20]}"
+    synth = ["data.synth.n=4", f"data.synth.world={world}"]
+    # The synthetic SFT corpus holds temporal MCQ and V-STaR protocol records: the reference
+    # SFT stage has no prompt for either, and this is said before any training.
+    cfg = load_config(None, [*synth, "data.protocol=reference-sft"])
+    assert cfg.data.protocol == "reference-sft"
+    with pytest.raises(DataError, match=r"of task 'temporal QA \(MCQ\)'.*data\.tasks") as exc:
+        source_from_config(cfg.data, tmp_path, stage="sft")
+    assert exc.value.field == "task"
+    tasks = "data.tasks=[temporal QA, General video QA Free-form, visual QA]"
+    ours = source_from_config(load_config(None, [*synth, tasks]).data, tmp_path, stage="sft")
+    cfg = load_config(None, [*synth, tasks, "data.protocol=reference-sft"])
+    ref = source_from_config(cfg.data, tmp_path, stage="sft")
+    assert ref.protocol == "reference-sft" and len(ref) == len(ours) > 0
+    i = next(k for k, r in enumerate(ref.records) if r.task == "temporal QA")
+    assert ref.key(i) != ours.key(i)
+    texts = [t["text"] for t in ref.sft_row(i)["prompt"][1]["content"] if t["type"] == "text"]
+    assert texts[-1].startswith("Question: ") and texts[0].endswith(": ")
+    assert not texts[0].endswith("s: ")  # the SFT stage's labels have no "s"
+    assert ref.sft_row(i)["completion"][0]["content"][0]["text"].endswith(
+        f"<answer>{ref.records[i].answer}</answer>"
+    )
+    final = tmp_path / "final"
+    final.mkdir()
+    state = SimpleNamespace(log_history=[], global_step=1)
+    write_training_card(final, cfg, "sft", state, wall_s=None)
+    assert json.loads((final / "o3video.json").read_text())["protocol"] == "reference-sft"
+    assert card_protocol(final) == "reference-sft"
+
+
+def test_unknown_data_protocol_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"'data.protocol' .* one of \('o3video', 'reference'"):
+        load_config(None, ["data.protocol=paper"])

@@ -311,3 +311,16 @@ def test_rewards_score_each_generation_as_the_evaluation(media: Path, family: st
     point, spatial = (f([late], **columns)[0] for f in funcs)
     # 7 s from the last second (2 s): exp(-7² / 2σ²), σ = 4 s at the start; past the 3 s gate.
     assert point == pytest.approx(math.exp(-49 / 32)) and spatial == 0.0
+
+
+@pytest.mark.parametrize("protocol", ["reference", "reference-sft"])
+def test_the_reference_protocols_refuse_these_records(media: Path, protocol: str) -> None:
+    from o3video.errors import DataError
+
+    record = records()[0]
+    with pytest.raises(
+        DataError, match=f"'V-STaR protocol' has no prompt under protocol '{protocol}'"
+    ):
+        to_example(record, media, "qwen2_5_vl", protocol=protocol)
+    with pytest.raises(DataError, match="5 of task 'V-STaR protocol'"):
+        ExampleSource(records(), media, protocol=protocol)

@@ -4,7 +4,10 @@
 
 - ``messages``: the system prompt of the record's task and the user turn in the
   frames-as-images presentation (``Frame k at t.ts: <image>`` per frame, the duration line,
-  the question), from :func:`o3video.prompts.build_messages`. Frames are sampled at their
+  the question), as the ``protocol`` writes them
+  (:func:`o3video.protocols.training.training_prompt`: ``o3video`` by default; ``reference``
+  and ``reference-sft``, the reference RL and SFT stages, label the same frames as those
+  did). Frames are sampled at their
   true times (:func:`o3video.video.sample_frames`); for ``temporal-spatial free-form QA``
   the annotated key frames (their JPEGs, resized to the same frame size) are **inserted at
   their own times** (:func:`merge_key_frames`). A sampled frame within
@@ -19,12 +22,15 @@
   frame, Qwen3-VL a 0–1000 grid, both as integers), half up. Temporal answers are written
   as the system prompt asks (``From <t>s</t>s to <t>e</t>s``, plus
   ``.\\nCorrect Option: X`` for temporal MCQ); the raw ``"[s, e]"`` of the file would
-  contradict the prompt the model is trained under.
+  contradict the prompt the model is trained under. ``reference`` writes the same targets
+  (the reference RL stage has none); ``reference-sft`` writes the reference SFT stage's
+  (:func:`reference_sft_target`: the file's answer as it is, boxes rounded half to even).
 - ``columns``: the ground truth the RL rewards read (:data:`Columns`), JSON-ready; boxes in
   model space as exact floats (not rounded), times in seconds.
 
 ``V-STaR protocol`` records (:class:`~o3video.data.stgr.VStarProtocolRecord`) are rendered
-with the evaluation's own prompts: system prompt and user text are those
+with the evaluation's own prompts (under ``o3video`` only: the reference protocols refuse
+this task of ours): system prompt and user text are those
 :func:`o3video.protocols.vstar.item_prompts` gives for the family and the frames shown (the one
 source of truth; the When-2 prompt shows boxes in that space). The target's answer is what
 the evaluation parses (:func:`vstar_answer`): the answer text (What), ``From <t>s</t>s to
@@ -40,6 +46,7 @@ ground-truth seconds only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -66,7 +73,10 @@ from o3video.data.validate import box_spans
 from o3video.errors import DataError, VideoDecodeError
 from o3video.evidence import format_number, format_span, parse_trace
 from o3video.families import ModelFamily, get_family
-from o3video.prompts import Message, build_messages
+from o3video.prompts import Message
+from o3video.protocols import ProtocolName, check_protocol
+from o3video.protocols.render import to_messages
+from o3video.protocols.training import FrameSource, check_training_task, training_prompt
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
 
 KEY_FRAME_MERGE_TOLERANCE_S = 0.1
@@ -122,6 +132,7 @@ def to_example(
     merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
     system_prompt: str | None = None,
     sampler: Callable[..., Clip] | None = None,
+    protocol: ProtocolName | str = "o3video",
 ) -> Example:
     """Build the :class:`Example` of ``record`` for ``family`` (see the module docstring).
 
@@ -129,21 +140,29 @@ def to_example(
     ``source_roots``). The frame budget is the published training one by default (2 fps,
     4–16 frames, ≤ 128·28·28 pixels a frame); key frames come on top of it. ``sampler``
     replaces :func:`~o3video.video.sample_frames` (same arguments), e.g. by one that
-    remembers the frames of each video for the many records it has. Raises
-    :class:`DataError` naming the record and field when a media file cannot be read.
+    remembers the frames of each video for the many records it has. ``protocol`` chooses
+    the prompt's text (:mod:`o3video.protocols.training`) and the target's form (module
+    docstring). Raises :class:`DataError` naming the record and field when a media file
+    cannot be read, or when the protocol has no prompt for the record's task.
 
     >>> ex = to_example(record, "data/videos")                  # doctest: +SKIP
     >>> ex.columns["key_boxes"][0], ex.clip.frame_wh            # doctest: +SKIP
     ({'dog': [[105.0, 112.0, 315.0, 224.0]]}, (420, 224))
     """
+    name = check_protocol(protocol)
+    try:
+        check_training_task(record.task, name)
+    except ValueError as e:
+        raise DataError(f"record {record.index}: {e}", index=record.index, field="task") from e
     fam = get_family(family) if isinstance(family, str) else family
     layout = (
         media_root if isinstance(media_root, MediaLayout) else MediaLayout(media_root, source_roots)
     )
     budget = {"fps": fps, "min_frames": min_frames, "max_frames": max_frames}
-    clip = load_clip(
+    shown = load_frames(
         record, layout, fam, min_pixels, max_pixels, merge_tolerance_s, sampler=sampler, **budget
     )
+    clip = shown.clip
     # Boxes in pixels refer to the annotated image (visual QA), the V-STaR item's frame size
     # (as its scoring does), or the video's frames.
     box_source_wh = clip.source_wh
@@ -157,19 +176,17 @@ def to_example(
             xyxy, space, fam.box_space, source_wh=box_source_wh, frame_wh=clip.frame_wh
         )
 
-    if isinstance(record, VStarProtocolRecord):
-        system, text = vstar_prompt(record, fam, clip.frame_wh)
-        system = system_prompt if system_prompt is not None else system
-        messages = build_messages(clip, text, record.prompt_task, "frames", system)
-    else:
-        messages = build_messages(
-            clip, record.question, record.prompt_task, "frames", system_prompt
-        )
+    prompt = training_prompt(record, name, clip, fam, sources=shown.sources, sampled=shown.sampled)
+    if system_prompt is not None:
+        prompt = dataclasses.replace(prompt, system=system_prompt)
+    messages = to_messages(prompt, clip)
     reasoning_space: BoxSpace = "rel1"
     if isinstance(record, VisualQARecord):
         reasoning_space = record.reasoning_box_space
     target = None
-    if record.reasoning is not None:
+    if record.reasoning is not None and name == "reference-sft":
+        target = reference_sft_target(record, to_model, reasoning_space)
+    elif record.reasoning is not None:
         think = rewrite_boxes(record.reasoning, lambda b: to_model(b, reasoning_space))
         answer = target_answer(record, lambda b: to_model(b, "source_px"))
         target = f"<think>{think}</think>\n<answer>{answer}</answer>"
@@ -177,17 +194,28 @@ def to_example(
     return Example(messages, target, clip, columns, record)
 
 
-def vstar_prompt(record: VStarProtocolRecord, family: ModelFamily, frame_wh: WH) -> tuple[str, str]:
-    """``(system prompt, user text)`` of the record's generation, from
-    :func:`o3video.protocols.vstar.item_prompts` for ``family`` and frames of ``frame_wh``."""
-    # Imported here: o3video.protocols.vstar imports o3video.data.vstar, whose package
-    # imports this module.
-    from o3video.protocols.vstar import item_prompts
-
-    for key, system, text in item_prompts(record.item, family, frame_wh):
-        if key == record.generation:
-            return system, text
-    raise ValueError(f"record {record.index}: item_prompts has no {record.generation!r}")
+def reference_sft_target(
+    record: Record,
+    to_model: Callable[[Sequence[float], BoxSpace], XYXY],
+    reasoning_space: BoxSpace = "rel1",
+) -> str:
+    """The reference SFT stage's target: ``<think>{reasoning}</think>\\n<answer>{answer}
+    </answer>`` with the record's answer as the file has it (a temporal span stays
+    ``[s, e]``). Boxes are rewritten into the model's space, rounded half to even as
+    Python's ``round`` does, in the reasoning and the answer of visual QA (from image
+    pixels, or 0–1 for a normalized trace) and of the spatio-temporal task (from 0–1); the
+    other tasks' texts are kept byte for byte, boxes included (the reference converts none).
+    """
+    if record.reasoning is None:
+        raise ValueError(f"record {record.index} has no reasoning: no SFT target")
+    think, answer = record.reasoning, record.answer
+    if isinstance(record, VisualQARecord):
+        think = rewrite_boxes(think, lambda b: to_model(b, reasoning_space), rounding=round)
+        answer = rewrite_boxes(answer, lambda b: to_model(b, "source_px"), rounding=round)
+    elif isinstance(record, SpatioTemporalRecord):
+        think = rewrite_boxes(think, lambda b: to_model(b, "rel1"), rounding=round)
+        answer = rewrite_boxes(answer, lambda b: to_model(b, "rel1"), rounding=round)
+    return f"<think>{think}</think>\n<answer>{answer}</answer>"
 
 
 def vstar_answer(record: VStarProtocolRecord, to_model: Callable[[Sequence[float]], XYXY]) -> str:
@@ -208,6 +236,17 @@ def vstar_answer(record: VStarProtocolRecord, to_model: Callable[[Sequence[float
     return json.dumps(boxes)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """The frames shown for a record: ``clip``, where each frame comes from (``sources``,
+    :data:`~o3video.protocols.training.FrameSource`) and how many frames were ``sampled``
+    from the video before key frames were merged in (0 for an image)."""
+
+    clip: Clip
+    sources: tuple[FrameSource, ...]
+    sampled: int
+
+
 def load_clip(
     record: Record,
     layout: MediaLayout,
@@ -222,10 +261,28 @@ def load_clip(
     """The frames shown for ``record``: its image, or frames sampled from its video
     (``budget``: ``fps``, ``min_frames``, ``max_frames`` of :func:`sample_frames`) with the
     key frames merged in. :class:`DataError` names the record and field of a bad file."""
+    return load_frames(
+        record, layout, family, min_pixels, max_pixels, merge_tolerance_s, sampler=sampler, **budget
+    ).clip
+
+
+def load_frames(
+    record: Record,
+    layout: MediaLayout,
+    family: ModelFamily,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    merge_tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+    *,
+    sampler: Callable[..., Clip] | None = None,
+    **budget: Any,
+) -> Shown:
+    """:func:`load_clip` with where each frame comes from (:class:`Shown`)."""
     if isinstance(record, VisualQARecord):
         path = layout.path(record.source, record.image_path)
         image = _open_image(record, "image_path", path)
-        return image_clip(image, family, min_pixels, max_pixels, source=str(path))
+        clip = image_clip(image, family, min_pixels, max_pixels, source=str(path))
+        return Shown(clip, (("sampled", 0),), 0)
     path = layout.path(record.source, record.video_path)
     try:
         clip = (sampler or sample_frames)(
@@ -233,13 +290,16 @@ def load_clip(
         )
     except VideoDecodeError as e:
         raise _media_error(record, "video_path", str(e)) from e
+    sampled = tuple(("sampled", i) for i in range(clip.num_frames))
     if not isinstance(record, SpatioTemporalRecord):
-        return clip
+        return Shown(clip, sampled, clip.num_frames)  # type: ignore[arg-type]
     key_images = []
     for i, kf in enumerate(record.key_frames):
         kf_path = layout.path(record.source, kf.path, key_frame=True)
         key_images.append((kf.time_s, _open_image(record, f"key_frames[{i}].path", kf_path)))
-    return merge_key_frames(clip, key_images, merge_tolerance_s)
+    order = key_frame_order(clip.times_s, [t for t, _ in key_images], merge_tolerance_s)
+    merged = merge_key_frames(clip, key_images, merge_tolerance_s)
+    return Shown(merged, order, clip.num_frames)
 
 
 def _columns(
@@ -308,9 +368,19 @@ def target_answer(record: Record, to_model: Callable[[Sequence[float]], XYXY]) -
     return record.answer
 
 
-def rewrite_boxes(text: str, convert: Callable[[XYXY], Sequence[float]]) -> str:
+def _half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def rewrite_boxes(
+    text: str,
+    convert: Callable[[XYXY], Sequence[float]],
+    *,
+    rounding: Callable[[float], int] = _half_up,
+) -> str:
     """``text`` with the content of each ``<box>…</box>`` replaced by ``convert(box)``,
-    rounded half up to integers and written ``[x1,y1,x2,y2]``; all else kept byte for byte.
+    rounded to integers (half up; ``rounding=round``: half to even, as the reference SFT
+    code) and written ``[x1,y1,x2,y2]``; all else kept byte for byte.
 
     Raises ``ValueError`` for a box that is not 4 numbers (the validator refuses those).
     """
@@ -319,11 +389,37 @@ def rewrite_boxes(text: str, convert: Callable[[XYXY], Sequence[float]]) -> str:
     for start, end, xyxy in box_spans(text):
         if xyxy is None:
             raise ValueError(f"<box> at character {start} is not 4 numbers: {text[start:end]!r}")
-        numbers = ",".join(format_number(math.floor(v + 0.5)) for v in convert(xyxy))
+        numbers = ",".join(format_number(rounding(v)) for v in convert(xyxy))
         parts += [text[pos:start], f"[{numbers}]"]
         pos = end
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def key_frame_order(
+    times_s: Sequence[float],
+    key_times_s: Sequence[float],
+    tolerance_s: float = KEY_FRAME_MERGE_TOLERANCE_S,
+) -> tuple[FrameSource, ...]:
+    """The frames :func:`merge_key_frames` shows, in order: ``("sampled", i)`` for the
+    ``i``-th sampled frame at ``times_s[i]`` (those within ``tolerance_s`` of a key frame
+    are left out), ``("key", j)`` for the key frame at ``key_times_s[j]``; by time, a sampled
+    frame before a key frame of the same time, key frames of one time in their given order.
+
+    >>> key_frame_order([0.0, 1.0, 2.0], [2.05, 0.5])
+    (('sampled', 0), ('key', 1), ('sampled', 1), ('key', 0))
+    """
+    if not key_times_s:
+        return tuple(("sampled", i) for i in range(len(times_s)))
+    keys = np.array(key_times_s, dtype=float)
+    entries: list[tuple[float, int, FrameSource]] = [
+        (float(t), 0, ("sampled", i))
+        for i, t in enumerate(times_s)
+        if np.min(np.abs(keys - t)) > tolerance_s
+    ]
+    entries += [(float(t), 1, ("key", j)) for j, t in enumerate(key_times_s)]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return tuple(e[2] for e in entries)
 
 
 def merge_key_frames(
@@ -339,29 +435,26 @@ def merge_key_frames(
     """
     if not key_frames:
         return clip
-    key_times = np.array([t for t, _ in key_frames], dtype=float)
-    entries: list[
-        tuple[float, int, np.ndarray, int]
-    ] = []  # (time, 0 sampled / 1 key, frame, index)
     indices = clip.frame_indices or tuple(range(clip.num_frames))
-    for t, frame, i in zip(clip.times_s, clip.frames, indices, strict=True):
-        if np.min(np.abs(key_times - t)) > tolerance_s:
-            entries.append((t, 0, frame, i))
-    for t, image in key_frames:
+    entries: list[tuple[float, np.ndarray, int]] = []  # (time, frame, index)
+    for kind, i in key_frame_order(clip.times_s, [t for t, _ in key_frames], tolerance_s):
+        if kind == "sampled":
+            entries.append((clip.times_s[i], clip.frames[i], indices[i]))
+            continue
+        t, image = key_frames[i]
         pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
         pil = pil.convert("RGB")
         if pil.size != clip.frame_wh:
             pil = pil.resize(clip.frame_wh, Image.Resampling.BICUBIC)
-        entries.append((float(t), 1, np.asarray(pil, dtype=np.uint8), round(t * clip.fps)))
-    entries.sort(key=lambda e: (e[0], e[1]))
+        entries.append((float(t), np.asarray(pil, dtype=np.uint8), round(t * clip.fps)))
     return Clip(
-        frames=np.stack([e[2] for e in entries]),
+        frames=np.stack([e[1] for e in entries]),
         times_s=tuple(e[0] for e in entries),
         source_wh=clip.source_wh,
         frame_wh=clip.frame_wh,
         fps=clip.fps,
         duration_s=clip.duration_s,
-        frame_indices=tuple(e[3] for e in entries),
+        frame_indices=tuple(e[2] for e in entries),
         source=clip.source,
     )
 

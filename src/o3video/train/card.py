@@ -4,6 +4,9 @@
 
 - ``video``: the frame budget of the run's data section, so that ``o3video ask``, ``eval``
   and ``demo`` show frames as the model was trained on them (SPEC §3);
+- ``protocol``: the data section's protocol, the prompts the model was trained under
+  (:func:`o3video.protocols.card_protocol` reads it; ``reference-sft`` runs as
+  ``reference``);
 - ``world``: the synthetic world's settings (``data.synth.world``) when the run trained on
   the synthetic corpus, or the starting model's world otherwise, so that ``o3video demo``
   makes a video like those the model learned from;
@@ -99,7 +102,7 @@ def write_training_card(
         max_frames=data.max_frames,
         max_pixels=data.max_pixels,
     )
-    return write_card(final, video, **info)
+    return write_card(final, video, protocol=data.protocol, **info)
 
 
 def world_of(path: str | Path, *, default: WorldConfig | None = None) -> WorldConfig:

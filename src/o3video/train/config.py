@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from o3video.errors import O3VideoError
+from o3video.protocols import ProtocolName
 
 Stage = Literal["sft", "rl"]
 
@@ -119,7 +120,10 @@ class DataConfig:
     ``<output_dir>/data`` and ``stgr`` names a file in it (``stgr_sft.json``/``stgr_rl.json``).
     ``cache_dir`` keeps decoded examples on disk across runs (default: memory only).
     ``tasks`` keeps only the records of these STGR tasks (e.g. ``["visual QA"]``; default:
-    all); an unknown task name is a :class:`ConfigError`.
+    all); an unknown task name is a :class:`ConfigError`. ``protocol`` is the text the
+    examples are written in (:mod:`o3video.protocols.training`): ``o3video`` (ours),
+    ``reference`` (the reference RL stage's prompts) or ``reference-sft`` (its SFT stage's
+    prompts and targets); the trained model's card records it.
     """
 
     stgr: str = ""
@@ -133,6 +137,7 @@ class DataConfig:
     cache_dir: str | None = None
     synth: SynthConfig | None = None
     tasks: list[str] | None = None
+    protocol: ProtocolName = "o3video"
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 :class:`ExampleSource` turns record ``i`` into an :class:`~o3video.data.examples.Example`
 (:func:`~o3video.data.examples.to_example`: frames-as-images messages, SFT target, reward
-columns) and keeps it in a cache keyed by (STGR file, record index, media path, family, fps,
-frame and pixel budget): in memory, and on disk when ``cache_dir`` is set. TRL's
+columns, under the data section's ``protocol``) and keeps it in a cache keyed by (STGR file,
+record index, media path, family, protocol, fps, frame and pixel budget): in memory, and on
+disk when ``cache_dir`` is set. TRL's
 ``RepeatSampler`` fetches each RL prompt ``G`` times per generation batch and every epoch
 again, so without the cache every fetch would decode the video again.
 
@@ -30,14 +31,19 @@ from typing import Any
 
 from o3video.data.examples import Example, to_example
 from o3video.data.stgr import Record
+from o3video.errors import DataError
 from o3video.prompts import Message
+from o3video.protocols import ProtocolName, check_protocol
+from o3video.protocols.training import check_training_task
 from o3video.video import Clip, sample_frames
 
 logger = logging.getLogger(__name__)
 
 
 class ExampleSource:
-    """Records → cached :class:`Example` objects for one frame budget.
+    """Records → cached :class:`Example` objects for one frame budget and ``protocol``
+    (:mod:`o3video.protocols.training`; a record whose task the protocol has no prompt for
+    is a :class:`~o3video.errors.DataError` here, before any training).
 
     ``memory_items`` bounds the in-memory cache (least recently used out); ``cache_dir``
     adds a pickle per example on disk. Each video is decoded once for all its records: the
@@ -55,6 +61,7 @@ class ExampleSource:
         *,
         stgr_path: str | Path = "",
         family: str = "qwen2_5_vl",
+        protocol: ProtocolName | str = "o3video",
         fps: float = 2.0,
         min_frames: int = 4,
         max_frames: int = 16,
@@ -68,6 +75,8 @@ class ExampleSource:
         self.media_root = Path(media_root)
         self.stgr_path = str(stgr_path)
         self.family = family
+        self.protocol = check_protocol(protocol)
+        self._check_tasks()
         self.fps, self.min_frames, self.max_frames = fps, min_frames, max_frames
         self.max_pixels = max_pixels
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -78,6 +87,28 @@ class ExampleSource:
         self._clip_bytes = 0
         self.prep_seconds = 0.0
         self.decodes = 0
+
+    def _check_tasks(self) -> None:
+        """:class:`DataError` when the protocol has no prompt for some records' task."""
+        refused: dict[str, list[int]] = {}
+        reasons: dict[str, str] = {}
+        for r in self.records:
+            try:
+                check_training_task(r.task, self.protocol)
+            except ValueError as e:
+                refused.setdefault(r.task, []).append(r.index)
+                reasons[r.task] = str(e)
+        if not refused:
+            return
+        task, indices = next(iter(refused.items()))
+        counts = ", ".join(f"{len(ix)} of task {t!r}" for t, ix in refused.items())
+        raise DataError(
+            f"{self.stgr_path or 'records'}: {counts} (first: record {indices[0]}) cannot be "
+            f"trained under this protocol: {reasons[task]}",
+            path=self.stgr_path or None,
+            index=indices[0],
+            field="task",
+        )
 
     def sample(self, path: str | Path, **options: Any) -> Clip:
         """:func:`~o3video.video.sample_frames` remembered per (video, options): a video with
@@ -110,6 +141,7 @@ class ExampleSource:
             record.index,
             str(media),
             self.family,
+            self.protocol,
             self.fps,
             self.min_frames,
             self.max_frames,
@@ -137,6 +169,7 @@ class ExampleSource:
                 max_pixels=self.max_pixels,
                 min_frames=self.min_frames,
                 sampler=self.sample,
+                protocol=self.protocol,
             )
             if disk is not None:
                 disk.parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +296,7 @@ def source_from_config(
         media_root,
         stgr_path=stgr.resolve(),
         family=data.family,
+        protocol=data.protocol,
         fps=data.fps,
         min_frames=data.min_frames,
         max_frames=data.max_frames,
