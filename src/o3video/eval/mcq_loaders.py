@@ -36,6 +36,13 @@ def _letter_of(f: Fields, name: str, answer: str, options: Sequence[str]) -> str
     return hits[0]
 
 
+def _raw_texts(f: Fields, name: str) -> list[str]:
+    """The list of strings ``name`` exactly as the file holds it (checked by ``f.texts``
+    first): the reference prompts print options verbatim."""
+    f.texts(name)
+    return [str(v) for v in f.get(name)]
+
+
 @register("videomme")
 def load_videomme(
     root: str | os.PathLike[str],
@@ -74,7 +81,10 @@ def load_videomme(
                     options=options,
                     answer=f.letter("answer", len(options)),
                     group=group,
-                    extra={"sub_category": f.optional_text("sub_category")},
+                    extra={
+                        "sub_category": f.optional_text("sub_category"),
+                        "options_raw": _raw_texts(f, "options"),
+                    },
                 )
             )
     return check_items(items, folder, check_videos)
@@ -121,7 +131,10 @@ def load_worldsense(
                     options=options,
                     answer=f.letter("answer", len(options)),
                     group=group,
-                    extra={"duration": v.raw.get("duration")},
+                    extra={
+                        "duration": v.raw.get("duration"),
+                        "options_raw": _raw_texts(f, "candidates"),
+                    },
                 )
             )
     return check_items(items, folder, check_videos)
@@ -176,7 +189,10 @@ def load_videommmu(
                         options=options,
                         answer=answer,
                         group=group,
-                        extra={"image_at_end": split == "Adaptation"},
+                        extra={
+                            "image_at_end": split == "Adaptation",
+                            "options_raw": _raw_texts(f, "options") if options else [],
+                        },
                     )
                 )
     return check_items(items, folder, check_videos)
