@@ -213,3 +213,23 @@ def test_charades_o3video_labels_true_times(processor: Any, charades: Path) -> N
         + TAIL
     )
     assert r.text == expected
+
+
+def test_cli_show_prompts_needs_no_weights_nor_out(
+    videomme: Path, charades: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from o3video.cli.main import main
+
+    # No --protocol: a model folder without a card (the released checkpoint's case) runs
+    # under the reference protocol.
+    argv = ["eval", "bench", "videomme", "--root", str(videomme), "--model", str(QWEN)]
+    assert main([*argv, "--show-prompts", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("=== videomme item 001-1 · reference · 8 frames 644x364 (native video)")
+    assert "1 vision item(s) of 1196 token(s)" in out
+    assert f"{VSTART}<|video_pad|>×1196{VEND}Question:How many people appear?\n" in out
+    argv = ["eval", "bench", "charades_sta", "--root", str(charades), "--model", str(QWEN)]
+    assert main([*argv, "--protocol", "o3video", "--show-prompts", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "· o3video · 6 frames 308x252 (frames)" in out
+    assert f"Frame 2 at 0.6s: {VSTART}<|image_pad|>×99{VEND}\n" in out

@@ -356,13 +356,13 @@ def processor_inputs(
             f"frames are {width}x{height}, not multiples of {fam.name}'s factor {fam.factor}; "
             "resize them with family.smart_resize first (video.sample_frames does)"
         )
+    images, videos = media_items(messages, "image"), media_items(messages, "video")
+    if video_interval_s is not None and not videos:
+        raise ValueError("video_interval_s is for a native video; these messages show none")
     text = processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": return_tensors, "do_resize": False}
-    images, videos = media_items(messages, "image"), media_items(messages, "video")
-    if video_interval_s is not None and not videos:
-        raise ValueError("video_interval_s is for a native video; these messages show none")
     if images:
         kwargs["images"] = images
     if videos:

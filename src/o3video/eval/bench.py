@@ -40,6 +40,7 @@ from o3video.eval.benchmarks import (
     prompt_for,
     score_benchmark,
 )
+from o3video.eval.mcq_loaders import question_image
 from o3video.eval.runner import (
     RunError,
     RunStats,
@@ -57,6 +58,7 @@ from o3video.protocols import ProtocolName, check_protocol
 from o3video.protocols.bench import (
     REFERENCE_BENCH_VIDEO,
     REFERENCE_NATIVE_BENCHMARKS,
+    reference_image,
     reference_video_prompt,
     videomme_text,
     videommmu_text,
@@ -140,14 +142,20 @@ def item_request(
     ``video``: the frame budget given (the reference scripts' own frames replace it for their
     benchmarks)."""
     name = check_protocol(protocol, inference=True)
-    clip = item_clip(item, family, video_settings_for(name, item.benchmark, video))
     if name == "reference" and item.benchmark in REFERENCE_NATIVE_BENCHMARKS:
+        images = []
         if item.extra.get("image_at_end"):
-            raise RunError(
-                f"{item.benchmark} item {item.id!r}: the reference prompt shows the question's "
-                "image after the video, and this loader does not read the images"
-            )
-        return reference_video_prompt(reference_text(item)), clip
+            image = question_image(item)
+            if image is None:
+                raise RunError(
+                    f"{item.benchmark} item {item.id!r}: the reference prompt shows the "
+                    "question's image after the video, and the item has none (VideoMMMU "
+                    "Adaptation's images are read from its parquet files' 'image' column)"
+                )
+            images.append(reference_image(image, family.factor))
+        clip = item_clip(item, family, REFERENCE_BENCH_VIDEO)
+        return reference_video_prompt(reference_text(item), images), clip
+    clip = item_clip(item, family, video)
     task, text = prompt_for(item)
     if name == "reference":
         return reference_rl_prompt(task, text, clip, total_frames=_window_frames(item, clip)), clip

@@ -24,8 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from PIL import Image
+
 from o3video.models.card import VideoSettings
 from o3video.protocols.render import Prompt
+from o3video.video import smart_resize
 
 REFERENCE_NATIVE_BENCHMARKS: tuple[str, ...] = ("videomme", "worldsense", "videommmu")
 """Benchmarks the reference evaluation ran with its own script (native video)."""
@@ -140,6 +143,20 @@ def videommmu_text(question: str, options: Sequence[str], split: str) -> str:
         + "\n"
         + VIDEOMMMU_THINK
     )
+
+
+REFERENCE_IMAGE_PIXELS = (4 * 28 * 28, 16384 * 28 * 28)
+"""qwen-vl-utils' bounds for an image item without its own: ``(min_pixels, max_pixels)``."""
+
+
+def reference_image(image: Image.Image, factor: int = 28) -> Image.Image:
+    """A question image as qwen-vl-utils hands it on (VideoMMMU Adaptation): RGB, resized
+    to its own size rounded to ``factor`` (within :data:`REFERENCE_IMAGE_PIXELS`) with PIL's
+    default resampling."""
+    rgb = image.convert("RGB")
+    lo, hi = REFERENCE_IMAGE_PIXELS
+    height, width = smart_resize(rgb.height, rgb.width, factor, lo, hi)
+    return rgb.resize((width, height))
 
 
 def reference_video_prompt(text: str, images: Sequence[Any] = ()) -> Prompt:
