@@ -201,7 +201,7 @@ def protocol_notes(runs: Sequence[RunScores], names: Sequence[str]) -> tuple[str
     >>> a = RunScores(Path("a/scores.json"), "x", "m", None, None, {}, "o3video")
     >>> b = RunScores(Path("b/scores.json"), "x", "m2", None, None, {}, "reference")
     >>> protocol_notes([a, b], ["m", "m2"])[0][:55]
-    'Different protocols in one table: o3video (m), referenc'
+    'Different protocols in one table: o3video (m); referenc'
     """
     by: dict[str, list[str]] = {}
     for run, name in zip(runs, names, strict=True):

@@ -91,10 +91,8 @@ VIDEOMMMU_THINK = (
 def videomme_text(question: str, options: Sequence[str]) -> str:
     """``Question:{question}\\n{options, one a line}\\n{VIDEOMME_THINK}``.
 
-    >>> print(videomme_text("Why?", ["A. x", "B. y"])[:22])
-    Question:Why?
-    A. x
-    B. y
+    >>> videomme_text("Why?", ["A. x", "B. y"]).split("\\n")[:3]
+    ['Question:Why?', 'A. x', 'B. y']
     """
     return "Question:" + question + "\n" + "\n".join(options) + "\n" + VIDEOMME_THINK
 
