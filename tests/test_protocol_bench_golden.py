@@ -225,7 +225,9 @@ def test_cli_show_prompts_needs_no_weights_nor_out(
     argv = ["eval", "bench", "videomme", "--root", str(videomme), "--model", str(QWEN)]
     assert main([*argv, "--show-prompts", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("=== videomme item 001-1 · reference · 8 frames 644x364 (native video)")
+    assert out.startswith(
+        "=== videomme item 001-1 · reference · 8 frames 644x364 (native video, told 0.5 s apart)"
+    )
     assert "1 vision item(s) of 1196 token(s)" in out
     assert f"{VSTART}<|video_pad|>×1196{VEND}Question:How many people appear?\n" in out
     argv = ["eval", "bench", "charades_sta", "--root", str(charades), "--model", str(QWEN)]

@@ -312,6 +312,8 @@ def show_benchmark_prompts(
             processor, messages, clip, video_interval_s=prompt.video_interval_s
         )
         shown = "native video" if prompt.presentation == "video" else "frames"
+        if prompt.video_interval_s is not None:
+            shown += f", told {prompt.video_interval_s:g} s apart"
         title = (
             f"{name} item {item.id} · {name_p} · {clip.num_frames} frames "
             f"{clip.frame_wh[0]}x{clip.frame_wh[1]} ({shown})"
