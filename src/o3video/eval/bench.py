@@ -16,8 +16,9 @@ Protocols (:mod:`o3video.protocols`):
   times, the duration line, the question) on the frame budget given.
 - ``reference``: VideoMME, WorldSense and VideoMMMU as the reference scripts ran them (native
   video, their own texts and frames: :mod:`o3video.protocols.bench`); the others with the
-  reference RL-stage prompt of the same task (:func:`o3video.protocols.tasks.reference_rl_prompt`)
-  on the frame budget given.
+  reference RL-stage prompt of the same task (:func:`o3video.protocols.tasks.reference_rl_prompt`:
+  its system prompt, frames labelled on the sampling grid, ``int`` duration) on the frame
+  budget given. Their question texts are the ``o3video`` ones: the reference has none.
 """
 
 from __future__ import annotations
