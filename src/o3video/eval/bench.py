@@ -144,16 +144,15 @@ def item_request(
     benchmarks)."""
     name = check_protocol(protocol, inference=True)
     if name == "reference" and item.benchmark in REFERENCE_NATIVE_BENCHMARKS:
-        images = []
-        if item.extra.get("image_at_end"):
-            image = question_image(item)
-            if image is None:
-                raise RunError(
-                    f"{item.benchmark} item {item.id!r}: the reference prompt shows the "
-                    "question's image after the video, and the item has none (VideoMMMU "
-                    "Adaptation's images are read from its parquet files' 'image' column)"
-                )
-            images.append(reference_image(image, family.factor))
+        # The script shows a record's image whenever it has one (VideoMMMU Adaptation's).
+        image = question_image(item)
+        if image is None and item.extra.get("image_at_end"):
+            raise RunError(
+                f"{item.benchmark} item {item.id!r}: the reference prompt shows the question's "
+                "image after the video, and the item has none (VideoMMMU Adaptation's images "
+                "are read from its parquet files' 'image' column)"
+            )
+        images = [] if image is None else [reference_image(image, family.factor)]
         clip = item_clip(item, family, REFERENCE_BENCH_VIDEO)
         return reference_video_prompt(reference_text(item), images), clip
     clip = item_clip(item, family, video)
