@@ -106,6 +106,7 @@ def test_report_table_csv_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "mLGM",
         "n",
         "mode",
+        "protocol",
     ]
     assert rows[1] == [
         "ours-rl",
@@ -118,10 +119,11 @@ def test_report_table_csv_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "",
         "10",
         "default",
+        "o3video",  # none recorded: a run from before protocols
     ]
     assert rows[2][0] == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert rows[2][2] == "16.7" and rows[2][6] == "30.6"
-    assert rows[2][-2:] == [str(len(RECORDS)), "official"]  # mode read from the scores
+    assert rows[2][-3:] == [str(len(RECORDS)), "official", "o3video"]  # mode from the scores
     assert len(rows) == 3
 
     png = out / "report.png"
@@ -140,10 +142,10 @@ def test_published_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "| Qwen2.5-VL-7B (published) | 33.5 | 15.4 | 13.8 | 17.0 | 2.5 | 19.3 | 22.4 |" in md
     with open(out / "report.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
-    published = [r for r in rows if r[-1] == "published"]
+    published = [r for r in rows if r[-2] == "published"]
     assert [r[0] for r in published] == list(PUBLISHED_VSTAR)
     assert published[-1][1:8] == ["61.1", "24.9", "23.5", "33.2", "8.8", "35.5", "49.0"]
-    assert all(r[-2] == "" for r in published)  # no n for a published row
+    assert all(r[-3] == "" and r[-1] == "" for r in published)  # no n, no protocol
     with Image.open(out / "report.png") as im:
         assert im.format == "PNG"
 
@@ -189,8 +191,8 @@ def test_other_benchmark_generic_table(tmp_path: Path) -> None:
     assert "| Model | acc |\n|---|---:|\n| m | 75.0 |" in md
     assert "| Model | miou | r1_0.5 |\n|---|---:|---:|\n| m | 20.8 | 12.5 |" in md
     assert (out / "report-mvbench.csv").read_text().splitlines() == [
-        "model,acc,n,mode",
-        "m,75.0,4,",
+        "model,acc,n,mode,protocol",
+        "m,75.0,4,,o3video",
     ]
     assert not list(out.glob("*.png"))
 
@@ -249,3 +251,41 @@ def test_default_out_and_help(
     with pytest.raises(SystemExit):
         eval_report.build_parser().parse_args(["--help"])
     assert "o3video eval report runs/vstar-base" in capsys.readouterr().out
+
+
+def test_runs_of_different_protocols_are_told_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = {"n": 4, "accuracy": 0.5}
+    ours = _write_run(tmp_path, "ours", {"benchmark": "videomme", "model": "m", "scores": scores})
+    ref = _write_run(
+        tmp_path,
+        "ref",
+        {"benchmark": "videomme", "model": "r", "protocol": "reference", "scores": scores},
+    )
+    # A run whose scores.json predates the field: its run.json says which protocol it ran.
+    legacy = _write_run(
+        tmp_path, "legacy", {"benchmark": "videomme", "model": "l", "scores": scores}
+    )
+    (legacy / "run.json").write_text(json.dumps({"settings": {"protocol": "reference"}}))
+    assert [read_run(p).protocol for p in (ours, ref, legacy)] == [
+        "o3video",
+        "reference",
+        "reference",
+    ]
+    out = tmp_path / "out"
+    assert _run_cli([str(ours), str(ref), str(legacy), "--out", str(out), "--no-plot"]) == 0
+    md = capsys.readouterr().out
+    assert (
+        "**Note:** Different protocols in one table: o3video (m [o3video]); "
+        "reference (r [reference], l [reference])."
+    ) in md
+    assert "| m [o3video] | 50.0 |" in md and "| r [reference] | 50.0 |" in md
+    assert (out / "report-videomme.csv").read_text().splitlines()[1:] == [
+        "m [o3video],50.0,4,,o3video",
+        "r [reference],50.0,4,,reference",
+        "l [reference],50.0,4,,reference",
+    ]
+    # One protocol: no note, names unchanged.
+    (table,) = build_tables([read_run(ref), read_run(legacy)])
+    assert table.notes == () and [r.name for r in table.rows] == ["r", "l"]

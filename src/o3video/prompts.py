@@ -35,6 +35,7 @@ visual QA                       ``spatial_image``
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -261,8 +262,11 @@ def sampling_interval_s(clip: Clip) -> float:
     return interval
 
 
-def video_metadata(clip: Clip, family: ModelFamily | str = "qwen2_5_vl") -> dict[str, Any]:
-    """The ``video_metadata`` that makes the processor present ``clip``'s frames at true time.
+def video_metadata(
+    clip: Clip, family: ModelFamily | str = "qwen2_5_vl", *, interval_s: float | None = None
+) -> dict[str, Any]:
+    """The ``video_metadata`` that makes the processor present ``clip``'s frames at true time
+    (or, with ``interval_s``, ``interval_s`` seconds apart whatever their true spacing).
 
     ``transformers`` 5.x reads time only from this metadata (never from ``fps=``):
 
@@ -275,11 +279,26 @@ def video_metadata(clip: Clip, family: ModelFamily | str = "qwen2_5_vl") -> dict
       ``frames_indices / fps`` over its frames. We give ``fps`` = the stream's rate and each
       frame's position ``t_s × fps`` (the stream index when it matches), so timestamps are
       the frames' true times.
+
+    ``interval_s`` (a protocol's choice, e.g. the reference general benchmarks, whose
+    processor was told no frame rate: 0.5 s, ``second_per_grid_ts`` 1.0): both families get
+    the frames as ``n`` frames at ``1 / interval_s`` fps, the first at 0 s.
+
+    >>> from o3video.video import Clip
+    >>> clip = Clip(np.zeros((4, 28, 28, 3), np.uint8), (0.0, 2.0, 4.0, 6.0), (28, 28),
+    ...             (28, 28), 1.0, 8.0)
+    >>> video_metadata(clip)["fps"], video_metadata(clip, interval_s=0.5)["fps"]
+    (0.5, 2.0)
     """
     fam = get_family(family) if isinstance(family, str) else family
     n = clip.num_frames
     width, height = clip.frame_wh
     meta: dict[str, Any] = {"duration": float(clip.duration_s), "width": width, "height": height}
+    if interval_s is not None:
+        if not (math.isfinite(interval_s) and interval_s > 0):
+            raise ValueError(f"interval_s must be a positive number of seconds, got {interval_s}")
+        meta.update(total_num_frames=n, fps=1.0 / interval_s, frames_indices=list(range(n)))
+        return meta
     if fam.video_time != "text_timestamps":
         interval = sampling_interval_s(clip)
         meta.update(total_num_frames=n, fps=1.0 / interval, frames_indices=list(range(n)))
@@ -314,13 +333,15 @@ def processor_inputs(
     family: ModelFamily | str | None = None,
     add_generation_prompt: bool = True,
     return_tensors: str = "pt",
+    video_interval_s: float | None = None,
 ) -> BatchFeature:
     """Render ``messages`` with the processor's chat template and run the processor on them.
 
     Images and videos are taken from the messages in order. Our frames are already sampled
     and resized (``clip``), so the processor is told not to resample (``do_sample_frames=False``)
     nor resize (``do_resize=False``): the model sees exactly ``clip.frame_wh``, the size its
-    boxes refer to. A native video gets :func:`video_metadata` of ``clip``. ``family``
+    boxes refer to. A native video gets :func:`video_metadata` of ``clip`` (its frames
+    ``video_interval_s`` apart when given, else at their true times). ``family``
     defaults to the processor's. Returns the processor's ``BatchFeature`` (``input_ids``,
     ``pixel_values`` / ``image_grid_thw`` or ``pixel_values_videos`` / ``video_grid_thw``
     and, for Qwen2.5-VL, ``second_per_grid_ts``).
@@ -335,18 +356,20 @@ def processor_inputs(
             f"frames are {width}x{height}, not multiples of {fam.name}'s factor {fam.factor}; "
             "resize them with family.smart_resize first (video.sample_frames does)"
         )
+    images, videos = media_items(messages, "image"), media_items(messages, "video")
+    if video_interval_s is not None and not videos:
+        raise ValueError("video_interval_s is for a native video; these messages show none")
     text = processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": return_tensors, "do_resize": False}
-    images, videos = media_items(messages, "image"), media_items(messages, "video")
     if images:
         kwargs["images"] = images
     if videos:
         if len(videos) != 1:
             raise ValueError(f"one native video per conversation, got {len(videos)}")
         kwargs["videos"] = [np.asarray(videos[0])]
-        kwargs["video_metadata"] = [video_metadata(clip, fam)]
+        kwargs["video_metadata"] = [video_metadata(clip, fam, interval_s=video_interval_s)]
         kwargs["do_sample_frames"] = False
         if hasattr(processor.video_processor, "cap_pixels_per_frame"):
             kwargs["cap_pixels_per_frame"] = False  # no resize anyway; silences a warning

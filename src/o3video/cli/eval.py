@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench = sub.add_parser(
         "bench",
         help="run a model on a general benchmark (VideoMME, MVBench, Charades-STA, ...)",
-        description=eval_vstar.__doc__,
+        description=eval_vstar.BENCH_DESCRIPTION,
         epilog=eval_vstar.BENCH_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -4,6 +4,9 @@ Each RUN_DIR holds the ``scores.json`` its runner wrote (or give the ``.json`` f
 V-STaR runs make one table of What, When C1/C2, Where C1/C2, mAM and mLGM in % (SPEC §7), one
 row per run named by its label, else its model, else its directory; ``--published`` adds the
 published rows of SPEC §7. Runs of other benchmarks get a table of their top-level scores.
+Runs measured under different protocols (``scores.json``'s ``protocol``, else ``run.json``'s,
+else ``o3video``) are never shown as equals: the table gets a note naming each protocol's rows,
+each row name carries its protocol, and the CSV a ``protocol`` column.
 The tables are printed (markdown) and written to ``--out`` (default ``./eval-report/``):
 ``report.md``, ``report.csv`` and ``report.png`` for V-STaR, ``report-<benchmark>.csv`` and
 ``.png`` for the others. The charts need matplotlib (``pip install 'o3video[plot]'``);

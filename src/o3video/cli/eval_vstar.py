@@ -52,8 +52,27 @@ RUN_EXAMPLES = """examples:
       --judge-base-url http://127.0.0.1:8000/v1
 """
 
+BENCH_DESCRIPTION = """Run a model on a general benchmark, resumably: one JSON line per finished
+item in RUN_DIR/items.jsonl, then the scores (scores.json, report.md) once every item has a
+record. ``--shard i/n`` splits the items across processes; ``eval merge RUN_DIR`` joins them.
+
+Benchmarks: VideoMME, WorldSense, VideoMMMU, MVBench, STAR (multiple choice; VideoMMMU also
+open questions) and Charades-STA, TVGBench (temporal grounding). ``--root`` is the benchmark's
+folder or annotation file.
+
+``--protocol``: ``reference`` asks VideoMME, WorldSense and VideoMMMU as the reference
+evaluation scripts did (one native video at 2 fps, 4 to 64 frames, their own question texts,
+no system prompt of its own) and the others with the reference RL-stage prompt; ``o3video``
+with this project's task prompts and true frame times. Default: the model card's protocol,
+else ``reference``. The run records it in run.json and scores.json.
+``--show-prompts N`` prints the first N items' fully rendered requests (needs only the
+processor files, no weights) and exits.
+"""
+
 BENCH_EXAMPLES = """examples:
   o3video eval bench videomme --root data/Video-MME --model ckpt/ --out runs/eval/videomme
+  o3video eval bench videomme --root data/Video-MME --show-prompts 1 \\
+      --model ../shared/reference-data/qwen/qwen2_5_vl_7b_instruct --protocol reference
   o3video eval bench charades_sta --root data/Charades-STA/charades_sta_test.txt \\
       --videos data/Charades_v1_480 --model ckpt/ --backend vllm --out runs/eval/charades
   o3video eval bench mvbench --root data/MVBench --model ckpt/ --shard 0/2 --out runs/eval/mvb
@@ -273,13 +292,23 @@ def protocol_of(args: argparse.Namespace) -> str:
     """The protocol of a run: ``--protocol``, else the model card's, else ``reference``.
     Frame options have no effect under ``reference`` (its frames are the reference
     script's): say so."""
+    from o3video.protocols.bench import REFERENCE_NATIVE_BENCHMARKS
+
     protocol = protocol_for_model(args.model, args.protocol)
     frame_options = ("fps", "max_frames", "min_frames", "max_pixels", "min_pixels")
     given = [f"--{o.replace('_', '-')}" for o in frame_options if getattr(args, o) is not None]
-    if protocol == "reference" and given and getattr(args, "benchmark", None) is None:
+    benchmark = getattr(args, "benchmark", None)
+    if protocol == "reference" and given and benchmark is None:
         print(
             f"note: {', '.join(given)} ignored: the reference protocol shows V-STaR frames as "
             "the reference script does (1 fps, at most 16, native size)",
+            file=sys.stderr,
+        )
+    elif protocol == "reference" and given and benchmark in REFERENCE_NATIVE_BENCHMARKS:
+        print(
+            f"note: {', '.join(given)} ignored: the reference protocol shows {benchmark} as "
+            "the reference script does (one native video, 2 fps, 4 to 64 frames of 100,352 "
+            "to 262,144 pixels)",
             file=sys.stderr,
         )
     return protocol
@@ -342,9 +371,34 @@ def run_vstar_command(args: argparse.Namespace) -> int:
     return _print_scores(args, args.out, synthetic)
 
 
+def show_bench_prompts(args: argparse.Namespace) -> int:
+    """``eval bench NAME --show-prompts N``: print the rendered requests and exit."""
+    from o3video.eval.bench import show_benchmark_prompts
+    from o3video.families import family_for_processor
+    from o3video.protocols.show import format_rendered
+
+    processor = _load_processor(args.model)
+    shown = show_benchmark_prompts(
+        processor,
+        family_for_processor(processor),
+        args.benchmark,
+        args.root,
+        videos=args.videos,
+        video=frame_settings(args),
+        protocol=protocol_of(args),
+        n=args.show_prompts,
+    )
+    for title, rendered in shown:
+        print(format_rendered(title, rendered), end="\n\n")
+    return 0
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     from o3video.eval.bench import run_benchmark
 
+    if args.show_prompts is not None:
+        return show_bench_prompts(args)
+    _need_out(args)
     backend, family, video = _backend(args)
     _, stats = run_benchmark(
         backend,
@@ -353,6 +407,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         args.root,
         args.out,
         videos=args.videos,
+        protocol=protocol_of(args),
         **_run_options(args, video),
     )
     if not _summary(args, stats):

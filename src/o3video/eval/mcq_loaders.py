@@ -6,10 +6,15 @@ VideoMME, WorldSense, VideoMMMU, MVBench and STAR. Each registers itself in
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from PIL import Image
 
 from o3video.eval.benchmarks import (
     LETTERS,
@@ -34,6 +39,13 @@ def _letter_of(f: Fields, name: str, answer: str, options: Sequence[str]) -> str
         why = "is none of the options" if not hits else "matches several options"
         f.fail(name, f"answer {answer!r} {why} {list(options)}")
     return hits[0]
+
+
+def _raw_texts(f: Fields, name: str) -> list[str]:
+    """The list of strings ``name`` exactly as the file holds it (checked by ``f.texts``
+    first): the reference prompts print options verbatim."""
+    f.texts(name)
+    return [str(v) for v in f.get(name)]
 
 
 @register("videomme")
@@ -74,7 +86,10 @@ def load_videomme(
                     options=options,
                     answer=f.letter("answer", len(options)),
                     group=group,
-                    extra={"sub_category": f.optional_text("sub_category")},
+                    extra={
+                        "sub_category": f.optional_text("sub_category"),
+                        "options_raw": _raw_texts(f, "options"),
+                    },
                 )
             )
     return check_items(items, folder, check_videos)
@@ -121,7 +136,10 @@ def load_worldsense(
                     options=options,
                     answer=f.letter("answer", len(options)),
                     group=group,
-                    extra={"duration": v.raw.get("duration")},
+                    extra={
+                        "duration": v.raw.get("duration"),
+                        "options_raw": _raw_texts(f, "candidates"),
+                    },
                 )
             )
     return check_items(items, folder, check_videos)
@@ -176,10 +194,55 @@ def load_videommmu(
                         options=options,
                         answer=answer,
                         group=group,
-                        extra={"image_at_end": split == "Adaptation"},
+                        extra={
+                            "image_at_end": split == "Adaptation",
+                            "options_raw": _raw_texts(f, "options") if options else [],
+                            **_image_source(raw, path, index),
+                        },
                     )
                 )
     return check_items(items, folder, check_videos)
+
+
+def _image_source(raw: Any, path: Path, index: int) -> dict[str, Any]:
+    """``{"image_source": {"file", "record"}}`` when the record carries its question image as
+    bytes (VideoMMMU Adaptation's parquet ``image`` column), else ``{}``: the bytes stay in
+    the file (an item is JSON-ready) and :func:`question_image` reads them back."""
+    image = raw.get("image") if isinstance(raw, Mapping) else None
+    if isinstance(image, Mapping) and isinstance(image.get("bytes"), bytes | bytearray):
+        return {"image_source": {"file": str(path), "record": index}}
+    return {}
+
+
+@functools.lru_cache(maxsize=4)
+def _image_column(file: str) -> tuple[bytes | None, ...]:
+    """The ``image`` bytes of every record of ``file`` (``None`` where it has none)."""
+    out: list[bytes | None] = []
+    for _, raw in read_records(Path(file)):
+        image = raw.get("image") if isinstance(raw, Mapping) else None
+        data = image.get("bytes") if isinstance(image, Mapping) else None
+        out.append(bytes(data) if isinstance(data, bytes | bytearray) else None)
+    return tuple(out)
+
+
+def question_image(item: BenchItem) -> Image.Image | None:
+    """The question image of ``item`` (VideoMMMU Adaptation), read back from its file, or
+    ``None`` when the item has none. :class:`DataError` naming the file and record when it is
+    recorded but cannot be read."""
+    source = item.extra.get("image_source")
+    if not isinstance(source, Mapping):
+        return None
+    file, record = str(source["file"]), int(source["record"])
+    column = _image_column(file)
+    data = column[record] if 0 <= record < len(column) else None
+    if data is None:
+        fail(file, record, "image", "no image bytes (the file changed since it was loaded?)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, ValueError) as e:
+        fail(file, record, "image", f"unreadable image: {e}")
+    return image
 
 
 MVBENCH_TASKS: dict[str, str] = {

@@ -14,6 +14,12 @@ other benchmark gets a generic table of the top-level numbers of its ``scores`` 
 A row is named by the run's ``label``, else its ``model``, else its directory; two runs with
 the same name get their directory added.
 
+Every run has a protocol (:mod:`o3video.protocols`): its ``scores.json``'s ``protocol``, else
+its folder's ``run.json`` (``settings.protocol``), else ``o3video`` (runs written before
+protocols existed). A table whose runs were measured under different protocols says so: a
+note under its heading names each protocol's rows, and each row's name carries its protocol
+(``name [reference]``); the CSV has a ``protocol`` column.
+
 >>> table = vstar_table([], published=True)
 >>> table.rows[0].name, table.rows[0].values[0], table.rows[0].mode
 ('Qwen2.5-VL-7B', 33.5, 'published')
@@ -34,6 +40,9 @@ from o3video.data.load import read_json
 from o3video.errors import DataError, O3VideoError
 
 SCORES_FILE = "scores.json"
+RUN_FILE = "run.json"
+DEFAULT_PROTOCOL = "o3video"
+"""The protocol of a run that records none: every run before protocols existed used ours."""
 
 VSTAR_METRICS: tuple[tuple[str, str], ...] = (
     ("What", "acc"),
@@ -70,6 +79,7 @@ class RunScores:
     label: str | None
     mode: str | None
     scores: dict[str, Any]
+    protocol: str = DEFAULT_PROTOCOL
 
     @property
     def name(self) -> str:
@@ -86,6 +96,7 @@ class ReportRow:
     values: tuple[float | None, ...]
     n: int | None = None
     mode: str = ""
+    protocol: str = ""
 
     @property
     def published(self) -> bool:
@@ -100,6 +111,7 @@ class Table:
     columns: tuple[str, ...]
     rows: tuple[ReportRow, ...]
     sources: tuple[str, ...] = field(default=())  # one line per run: its file, n and mode
+    notes: tuple[str, ...] = field(default=())  # said above the table (mixed protocols)
 
     @property
     def stem(self) -> str:
@@ -149,16 +161,58 @@ def read_run(run: str | os.PathLike[str]) -> RunScores:
         label=_optional_str(data, "label", path),
         mode=mode,
         scores=scores,
+        protocol=_optional_str(data, "protocol", path) or _run_json_protocol(path),
     )
 
 
+def _run_json_protocol(scores_path: Path) -> str:
+    """The protocol the ``run.json`` beside ``scores_path`` records, else ``o3video``."""
+    path = scores_path.parent / RUN_FILE
+    if not path.is_file():
+        return DEFAULT_PROTOCOL
+    data = read_json(path, "run")
+    settings = data.get("settings") if isinstance(data, dict) else None
+    protocol = settings.get("protocol") if isinstance(settings, dict) else None
+    if protocol is None:
+        return DEFAULT_PROTOCOL
+    if not isinstance(protocol, str) or not protocol:
+        msg = f"{path}: field 'settings.protocol' must be a non-empty string"
+        raise DataError(msg, path=str(path), field="settings.protocol")
+    return protocol
+
+
 def _names(runs: Sequence[RunScores]) -> list[str]:
-    """Row names, with the run directory added where two runs share one."""
+    """Row names, with the run directory added where two runs share one, and each run's
+    protocol where the runs mix protocols."""
     names = [r.name for r in runs]
-    return [
+    names = [
         f"{name} ({r.path.parent.name})" if names.count(name) > 1 else name
         for name, r in zip(names, runs, strict=True)
     ]
+    if len({r.protocol for r in runs}) > 1:
+        names = [f"{name} [{r.protocol}]" for name, r in zip(names, runs, strict=True)]
+    return names
+
+
+def protocol_notes(runs: Sequence[RunScores], names: Sequence[str]) -> tuple[str, ...]:
+    """A note when ``runs`` were measured under different protocols: which rows under which
+    (their numbers are not comparable as equals); none when they share one.
+
+    >>> a = RunScores(Path("a/scores.json"), "x", "m", None, None, {}, "o3video")
+    >>> b = RunScores(Path("b/scores.json"), "x", "m2", None, None, {}, "reference")
+    >>> protocol_notes([a, b], ["m", "m2"])[0][:55]
+    'Different protocols in one table: o3video (m); referenc'
+    """
+    by: dict[str, list[str]] = {}
+    for run, name in zip(runs, names, strict=True):
+        by.setdefault(run.protocol, []).append(name)
+    if len(by) < 2:
+        return ()
+    parts = "; ".join(f"{p} ({', '.join(rows)})" for p, rows in by.items())
+    return (
+        f"Different protocols in one table: {parts}. The prompts, frames and readings "
+        "differ between protocols, so these numbers do not measure the same thing.",
+    )
 
 
 def _percent(run: RunScores, key: str) -> float | None:
@@ -177,24 +231,26 @@ def _count(run: RunScores) -> int | None:
 
 
 def _source(run: RunScores, name: str) -> str:
-    return f"{name}: {run.path} (n={_count(run)}, mode={run.mode or '-'})"
+    return f"{name}: {run.path} (n={_count(run)}, mode={run.mode or '-'}, protocol={run.protocol})"
 
 
 def vstar_table(runs: Sequence[RunScores], *, published: bool = False) -> Table:
     """The V-STaR table: one row per run (in %), then the published rows if asked."""
     columns = tuple(c for c, _ in VSTAR_METRICS)
     rows, sources = [], []
-    for run, name in zip(runs, _names(runs), strict=True):
+    names = _names(runs)
+    for run, name in zip(runs, names, strict=True):
         for _, key in VSTAR_METRICS:
             if key not in run.scores:
                 msg = f"{run.path}: scores has no {key!r}: not V-STaR scores?"
                 raise DataError(msg, path=str(run.path), field=f"scores.{key}")
         values = tuple(_percent(run, key) for _, key in VSTAR_METRICS)
-        rows.append(ReportRow(name, values, _count(run), run.mode or ""))
+        rows.append(ReportRow(name, values, _count(run), run.mode or "", run.protocol))
         sources.append(_source(run, name))
     if published:
         rows += [ReportRow(m, v, None, "published") for m, v in PUBLISHED_VSTAR.items()]
-    return Table("vstar", columns, tuple(rows), tuple(sources))
+    notes = protocol_notes(runs, names)
+    return Table("vstar", columns, tuple(rows), tuple(sources), notes)
 
 
 def generic_table(benchmark: str, runs: Sequence[RunScores]) -> Table:
@@ -207,11 +263,13 @@ def generic_table(benchmark: str, runs: Sequence[RunScores]) -> Table:
             if _number(value) and not counted and key not in columns:
                 columns.append(key)
     rows, sources = [], []
-    for run, name in zip(runs, _names(runs), strict=True):
+    names = _names(runs)
+    for run, name in zip(runs, names, strict=True):
         values = tuple(_percent(run, key) for key in columns)
-        rows.append(ReportRow(name, values, _count(run), run.mode or ""))
+        rows.append(ReportRow(name, values, _count(run), run.mode or "", run.protocol))
         sources.append(_source(run, name))
-    return Table(benchmark, tuple(columns), tuple(rows), tuple(sources))
+    notes = protocol_notes(runs, names)
+    return Table(benchmark, tuple(columns), tuple(rows), tuple(sources), notes)
 
 
 def build_tables(runs: Sequence[RunScores], *, published: bool = False) -> list[Table]:
@@ -252,15 +310,16 @@ def format_markdown(table: Table) -> str:
 
 
 def write_csv(table: Table, path: str | os.PathLike[str]) -> Path:
-    """``model``, the metrics (in %, one decimal, empty where undefined), ``n`` and ``mode``
-    (``published`` for a published row)."""
+    """``model``, the metrics (in %, one decimal, empty where undefined), ``n``, ``mode``
+    (``published`` for a published row) and ``protocol`` (empty for a published row)."""
     out = Path(path)
     with open(out, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", *table.columns, "n", "mode"])
+        writer.writerow(["model", *table.columns, "n", "mode", "protocol"])
         for row in table.rows:
             cells = ["" if v is None else f"{v:.1f}" for v in row.values]
-            writer.writerow([row.name, *cells, "" if row.n is None else row.n, row.mode])
+            n = "" if row.n is None else row.n
+            writer.writerow([row.name, *cells, n, row.mode, row.protocol])
     return out
 
 
@@ -315,7 +374,8 @@ def report_markdown(tables: Sequence[Table]) -> str:
     """All tables, each under its benchmark's heading, with the runs' files listed."""
     parts = []
     for table in tables:
-        parts.append(f"## {table.benchmark} (%)\n\n{format_markdown(table)}")
+        notes = "".join(f"**Note:** {note}\n\n" for note in table.notes)
+        parts.append(f"## {table.benchmark} (%)\n\n{notes}{format_markdown(table)}")
         if table.sources:
             parts.append("\n".join(f"- {s}" for s in table.sources))
     return "\n\n".join(parts) + "\n"

@@ -85,11 +85,14 @@ class Request:
     ``clip`` is the :class:`~o3video.video.Clip` the messages were built from, when they show
     one: local backends need it to run the processor exactly as :mod:`o3video.prompts` intends
     (frames not resized again; a native video's true timing, ``video_metadata``). Served
-    backends ignore it."""
+    backends ignore it. ``video_interval_s``: for a native video, the spacing between frames
+    the processor is told instead of their true spacing (a protocol's choice:
+    :attr:`o3video.protocols.render.Prompt.video_interval_s`)."""
 
     messages: list[Message]
     id: str | None = field(default=None, compare=False)
     clip: Clip | None = field(default=None, compare=False, repr=False)
+    video_interval_s: float | None = field(default=None, compare=False)
 
     @classmethod
     def user(

@@ -294,7 +294,11 @@ class HFBackend:
     def _request_inputs(self, request: Request) -> BatchFeature:
         if request.clip is not None:
             return processor_inputs(
-                self.processor, request.messages, request.clip, family=self.family
+                self.processor,
+                request.messages,
+                request.clip,
+                family=self.family,
+                video_interval_s=request.video_interval_s,
             )
         if media_items(request.messages, "video"):
             raise ValueError("a native video request needs Request.clip (its frames' timing)")

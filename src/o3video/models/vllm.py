@@ -237,6 +237,6 @@ class VLLMBackend:
                 f"({self.family.temporal_patch_size}), got {array.shape[0]} frames",
                 request_index=index,
             )
-        meta = video_metadata(request.clip, self.family)
+        meta = video_metadata(request.clip, self.family, interval_s=request.video_interval_s)
         meta["do_sample_frames"] = False
         return array, meta

@@ -49,10 +49,17 @@ class Rendered:
         return collapse_runs(self.text)
 
 
-def render_request(processor: Any, messages: list[Message], clip: Clip) -> Rendered:
+def render_request(
+    processor: Any,
+    messages: list[Message],
+    clip: Clip,
+    *,
+    video_interval_s: float | None = None,
+) -> Rendered:
     """Render ``messages`` on ``clip`` exactly as the model would get them (module
-    docstring)."""
-    inputs = processor_inputs(processor, messages, clip)
+    docstring); ``video_interval_s``: a native video's frame spacing as the protocol tells
+    the processor (:attr:`o3video.protocols.render.Prompt.video_interval_s`)."""
+    inputs = processor_inputs(processor, messages, clip, video_interval_s=video_interval_s)
     ids = inputs["input_ids"][0].tolist()
     text = processor.tokenizer.decode(ids, skip_special_tokens=False)
     merge = int(getattr(processor.image_processor, "merge_size", 2)) ** 2
