@@ -50,6 +50,17 @@ def total_frames_of(clip: Clip) -> int:
     return max(clip.num_frames, round(clip.duration_s * clip.fps))
 
 
+def reference_sample_fps(num_frames: int, total_frames: int, video_fps: float) -> float:
+    """qwen-vl-utils' ``sample_fps`` of ``num_frames`` taken from a video of
+    ``total_frames`` at ``video_fps``: ``num_frames / total_frames * video_fps``, computed in
+    the same order (so the labels it gives print as the reference's did).
+
+    >>> reference_sample_fps(4, 10, 4.0)                  # 4 of 10 frames of a 4 fps video
+    1.6
+    """
+    return num_frames / max(total_frames, 1e-6) * video_fps
+
+
 def sample_fps(clip: Clip, total_frames: int | None = None) -> float:
     """qwen-vl-utils' sampling rate of ``clip``: ``n_frames / total_frames * video_fps``, with
     ``total_frames`` the frames of the video (or window) it was sampled from (default
@@ -66,7 +77,7 @@ def sample_fps(clip: Clip, total_frames: int | None = None) -> float:
     total = total_frames_of(clip) if total_frames is None else total_frames
     if total < 1:
         raise ValueError(f"total_frames must be at least 1, got {total}")
-    return clip.num_frames / total * clip.fps
+    return reference_sample_fps(clip.num_frames, total, clip.fps)
 
 
 def reference_duration(n_frames: int, fps: float) -> str:

@@ -67,6 +67,7 @@ from o3video.protocols.render import (
     reference_sft_label,
     true_time_label,
 )
+from o3video.protocols.tasks import reference_duration, reference_sample_fps
 from o3video.video import Clip
 
 if TYPE_CHECKING:  # o3video.data imports this module (through its examples)
@@ -133,21 +134,9 @@ def check_training_task(task: str, protocol: str) -> None:
         )
 
 
-def reference_sample_fps(num_frames: int, total_frames: int, video_fps: float) -> float:
-    """qwen-vl-utils' ``sample_fps`` of ``num_frames`` taken from a video of
-    ``total_frames`` at ``video_fps``: ``num_frames / total_frames * video_fps``, computed in
-    the same order (so the labels it gives print as the reference's did)."""
-    return num_frames / max(total_frames, 1e-6) * video_fps
-
-
 def reference_total_frames(clip: Clip) -> int:
     """The video's frame count as the reference's reader saw it: ``round(duration · fps)``."""
     return max(1, round(clip.duration_s * clip.fps))
-
-
-def reference_duration(num_frames: int, sample_fps: float) -> str:
-    """The reference's duration line (with its newline): ``int(n / sample_fps)`` seconds."""
-    return f"The video is in total {int(num_frames / sample_fps)} seconds.\n"
 
 
 def raw_time_label(k: int, t_s: float) -> str:
