@@ -192,3 +192,29 @@ class Empty:
 
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[str]]:
         return [[] for _ in requests]
+
+
+def _user_text(request: Request) -> str:
+    return "".join(
+        "<image>" if c["type"] == "image" else c.get("text", "")
+        for c in request.messages[-1]["content"]
+    )
+
+
+def test_reference_protocol_writes_the_rl_stage_prompt(small_video: Path) -> None:
+    scripted = Scripted([TRACE])
+    ask(small_video, "What moves?", model=scripted, protocol="reference")
+    ref = _user_text(scripted.calls[-1][0][0])
+    # 4 of 20 frames of a 10 fps video: sample_fps = 4 / 20 * 10 = 2, labels i / 2, and
+    # int(4 / 2) = 2 seconds; the frames' true times are 0.0, 0.6, 1.3, 1.9.
+    assert ref == (
+        "Frame 1 at 0.0s: <image>\nFrame 2 at 0.5s: <image>\nFrame 3 at 1.0s: <image>\n"
+        "Frame 4 at 1.5s: <image>\nThe video is in total 2 seconds.\nWhat moves?"
+    )
+    ask(small_video, "What moves?", model=scripted)  # a backend instance: o3video
+    assert _user_text(scripted.calls[-1][0][0]) == (
+        "Frame 1 at 0.0s: <image>\nFrame 2 at 0.6s: <image>\nFrame 3 at 1.3s: <image>\n"
+        "Frame 4 at 1.9s: <image>\nThe video is in total 2.0 seconds.\nWhat moves?"
+    )
+    with pytest.raises(ValueError, match="shows frames as images"):
+        ask(small_video, "Q", model=scripted, protocol="reference", presentation="video")

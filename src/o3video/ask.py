@@ -50,6 +50,9 @@ from o3video.models.card import VideoSettings
 from o3video.models.card import video_settings as card_video_settings
 from o3video.models.load import BackendKind, load_backend, model_family
 from o3video.prompts import Presentation, Task, build_messages
+from o3video.protocols import check_protocol, protocol_for_model
+from o3video.protocols.render import to_messages
+from o3video.protocols.tasks import reference_rl_prompt
 from o3video.video import Clip
 
 logger = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ def ask(
     seed: int | None = None,
     system_prompt: str | None = None,
     on_text: Callable[[str], None] | None = None,
+    protocol: str | None = None,
 ) -> Answer:
     """Ask ``question`` about ``video`` (a path, or an already sampled :class:`Clip`).
 
@@ -114,8 +118,12 @@ def ask(
     model); default Qwen2.5-VL. Frame budget (:class:`~o3video.models.card.VideoSettings`):
     ``video_settings`` with each of ``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``
     that is given; without ``video_settings``, a model folder's card (the budget it was
-    trained with), else the defaults. See the module docstring for the stages, sampling
-    and voting.
+    trained with), else the defaults. ``protocol`` (:mod:`o3video.protocols`): how the
+    request is written — ``o3video`` (true frame times and duration) or ``reference`` (the
+    reference RL-stage prompt the released checkpoint saw: frames labelled on the sampling
+    grid, an integer duration; frames presentation only); default: a model folder's card,
+    else ``reference`` for a model name or path, ``o3video`` for a backend instance. See the
+    module docstring for the stages, sampling and voting.
 
     Raises :class:`~o3video.errors.VideoDecodeError` for an unreadable video and
     :class:`~o3video.models.base.BackendError` for a model that cannot be loaded or run;
@@ -151,8 +159,20 @@ def ask(
         runner = model
         fam = _family_of(runner, family)
         clip = _decode(video, fam, budget, timings)
+    if isinstance(model, (str, os.PathLike)):
+        chosen_protocol = protocol_for_model(model, protocol)
+    else:
+        chosen_protocol = check_protocol(protocol or "o3video", inference=True)
     with _timed(timings, "preprocess"):
-        messages = build_messages(clip, question, task, presentation, system_prompt)
+        if chosen_protocol == "reference":
+            if presentation != "frames":
+                raise ValueError("the reference protocol shows frames as images: use 'frames'")
+            prompt = reference_rl_prompt(task, question, clip)
+            if system_prompt is not None:
+                prompt = dataclasses.replace(prompt, system=system_prompt)
+            messages = to_messages(prompt, clip)
+        else:
+            messages = build_messages(clip, question, task, presentation, system_prompt)
         request = Request(messages, id=clip.source or "clip", clip=clip)
     params = SamplingParams(
         n=samples,

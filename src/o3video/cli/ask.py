@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--task", choices=[t for t in TASKS if t != "spatial_image"], default="free_form"
     )
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
+    parser.add_argument(
+        "--protocol",
+        choices=("o3video", "reference"),
+        default=None,
+        help="how the request is written (README 'Protocols'); default: the model card's, "
+        "else reference (a checkpoint without a card, such as the released one)",
+    )
     frames = "default: the model's o3video.json (its training budget), else "
     parser.add_argument("--fps", type=float, default=None, help=frames + "2")
     parser.add_argument("--max-frames", type=int, default=None, help=frames + "16")
@@ -180,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         on_text=None if args.json else on_text,
+        protocol=args.protocol,
     )
     out_dir = args.out if args.out is not None else Path("o3video-out") / Path(args.video).stem
     paths, note = write_outputs(answer, out_dir)
