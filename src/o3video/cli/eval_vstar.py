@@ -51,6 +51,19 @@ RUN_EXAMPLES = """examples:
       --judge-base-url http://127.0.0.1:8000/v1
 """
 
+BENCH_DESCRIPTION = """`o3video eval bench NAME`: run a model on a general benchmark, resumably.
+
+NAME is one of the registered benchmarks (:mod:`o3video.eval.benchmarks`): the multiple-choice
+and open ones (VideoMME, WorldSense, VideoMMMU, MVBench, STAR; accuracy per group) and the
+temporal-grounding ones (Charades-STA, TVGBench; mIoU and R1@{0.3,0.5,0.7}). ``--root`` is the
+benchmark's folder or annotation file, ``--videos`` its video folder when it is elsewhere.
+Each item is asked once (greedy) and one JSON line per item is appended to
+``RUN_DIR/items.jsonl``: running the command again resumes; ``--shard i/n`` splits the work
+and ``eval merge RUN_DIR`` joins the shards. When every item has a record, ``scores.json``
+and ``report.md`` are written. Loading is strict: a malformed record stops the run naming
+its file, index and field, so that no question silently leaves the denominator.
+"""
+
 BENCH_EXAMPLES = """examples:
   o3video eval bench videomme --root data/Video-MME --model ckpt/ --out runs/eval/videomme
   o3video eval bench charades_sta --root data/Charades-STA/charades_sta_test.txt \\
