@@ -1,10 +1,10 @@
 """Temporal grounding benchmarks (SPEC §7): Charades-STA and TVGBench — loaders, the question,
 reading the predicted span, and mIoU with R1@{0.3, 0.5, 0.7}.
 
-The span is read by :func:`o3video.eval.vstar_parse.parse_time_answer` (``From <t>a</t>s to
-<t>b</t>s``, else the first two numbers, ``mm:ss`` understood) from the answer part only
-(:func:`~o3video.eval.benchmarks.answer_text`: the ``<answer>`` section, else the text
-without its ``<think>``), so times quoted while reasoning are not taken for the answer. The
+The span is read by :func:`o3video.readers.read_span` (``From <t>a</t>s to <t>b</t>s``, else
+the first two numbers, ``mm:ss`` understood) from the answer part only
+(:func:`o3video.readers.answer_part`: the ``<answer>`` section, else the text without its
+``<think>``), so times quoted while reasoning are not taken for the answer. The
 IoU is :func:`o3video.boxes.interval_iou`: a reversed span (end < start) scores 0 and is
 counted as ``reversed``; no span scores 0 and is counted as ``unparsable``. R1@m is the share
 of items with IoU ≥ m.
@@ -27,7 +27,6 @@ from o3video.errors import DataError
 from o3video.eval.benchmarks import (
     BenchItem,
     Fields,
-    answer_text,
     check_items,
     fail,
     find_annotations,
@@ -36,7 +35,7 @@ from o3video.eval.benchmarks import (
     register,
     video_folder,
 )
-from o3video.eval.vstar_parse import parse_time_answer
+from o3video.readers import read_span
 
 R1_THRESHOLDS = (0.3, 0.5, 0.7)
 GROUNDING_TEMPLATE = (
@@ -65,7 +64,7 @@ def parse_grounding(text: str) -> dict[str, Any]:
     >>> parse_grounding("<answer>around 5 s</answer>")
     {'kind': 'grounding', 'span_s': None, 'problem': 'no_span'}
     """
-    span = parse_time_answer(answer_text(text))
+    span = read_span(text)
     if span is None:
         return {"kind": "grounding", "span_s": None, "problem": "no_span"}
     out: dict[str, Any] = {"kind": "grounding", "span_s": [span[0], span[1]]}

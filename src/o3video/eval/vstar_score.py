@@ -120,7 +120,6 @@ class GroupScores:
 
     n: int
     n_scored: int
-    n_dropped: int
     acc: float | None
     mean_rating: float | None
     tiou: tuple[float | None, float | None]
@@ -131,6 +130,8 @@ class GroupScores:
     lgm: tuple[float | None, float | None]
     mam: float | None
     mlgm: float | None
+    n_dropped: int = 0
+    """Entries of the file rejected at load, in ``n`` (none of them scored)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict: ``acc, tiou_1, tiou_2, viou_1, …, mlgm``."""

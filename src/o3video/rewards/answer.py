@@ -21,7 +21,7 @@
   ``answer_box``; both in the model's box space, clamped to it.
 - **V-STaR protocol** (the evaluation's five prompt forms on training items, by
   ``generation``): What as free-form; When the tIoU of the span the evaluation reads
-  (:func:`o3video.eval.vstar_parse.parse_time_answer`) with ``answer_span_s``; Where the
+  (:func:`o3video.readers.read_span`) with ``answer_span_s``; Where the
   evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
   ``key_boxes``) the best IoU of the boxes answered for that second, 0 when none, averaged.
 
