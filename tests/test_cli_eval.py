@@ -109,3 +109,13 @@ def test_eval_needs_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     assert "vstar-score" in capsys.readouterr().out
+
+
+def test_eval_bench_help_describes_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "`o3video eval bench NAME`: run a model on a general benchmark" in out
+    assert "o3video eval vstar` and `o3video eval merge`" not in out
+    assert "tvgbench" in out and "--root" in out

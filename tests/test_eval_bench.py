@@ -115,6 +115,24 @@ def test_charades_grounding_and_missing_items(tmp_path: Path) -> None:
     assert "From <t>start_time</t>s" in system
 
 
+def test_tvgbench_start_end_are_not_a_window(tmp_path: Path) -> None:
+    from o3video.eval.grounding import load_tvgbench
+
+    root = tmp_path / "timer1"
+    video(root / "videos" / "tvgbench_data" / "v.mp4", 8)
+    record = {
+        "path": "./dataset/timer1/videos/tvgbench_data/v.mp4", "question": "a person sits.",
+        "answer": "0.5-2.5", "start": 4.0, "end": 12.0, "duration": 8.0,
+        "dataset_name": "hirest", "qsemtype": "Human Pose",
+    }  # fmt: skip
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "tvgbench.json").write_text(json.dumps([record]))
+    (item,) = load_tvgbench(root)
+    clip = item_clip(item, QWEN25, VideoSettings(fps=1.0, max_frames=8))
+    # The whole 8 s video, so the truth (0.5-2.5 s) is shown; not only 4-8 s.
+    assert clip.times_s[0] < 1.0 and clip.times_s[-1] > 6.0
+
+
 def test_frame_folders_are_read_at_their_rate(tmp_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()

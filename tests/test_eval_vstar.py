@@ -75,6 +75,8 @@ def test_five_prompts_ask_the_right_seconds_and_show_boxes_in_the_model_space() 
 def test_answer_part() -> None:
     assert answer_part("<think>hm</think><answer>From 1 to 2</answer>") == "From 1 to 2"
     assert answer_part("  no tags ") == "no tags"
+    # No <answer>: the think is not part of the answer (it used to read as (9, 2)).
+    assert answer_part("<think>at <t>9</t>s</think>From 2 to 5") == "From 2 to 5"
 
 
 class Oracle:
@@ -83,10 +85,17 @@ class Oracle:
 
     name = "oracle"
 
-    def __init__(self, items: Sequence[VStarItem], family: Any, fail: set[int] = set()) -> None:  # noqa: B006
+    def __init__(
+        self,
+        items: Sequence[VStarItem],
+        family: Any,
+        fail: set[int] = set(),  # noqa: B006
+        shrink: float = 1.0,
+    ) -> None:
         self.items = {f"{i.index}:{i.vid}": i for i in items}
         self.family = family
         self.fail = fail
+        self.shrink = shrink  # boxes this share of the truth's width and height (top left)
         self.requests = 0
 
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[str]]:
@@ -108,15 +117,14 @@ class Oracle:
             return item.answer
         if key.startswith("when"):
             return f"From <t>{a}</t>s to <t>{b}</t>s"
-        boxes = {
-            str(box.timestamp_s): [
-                round(v, 3)
-                for v in self.family.from_source_box(
-                    box.xyxy, source_wh=item.frame_wh, frame_wh=r.clip.frame_wh
-                )
-            ]
-            for box in item.boxes
-        }
+        boxes = {}
+        for box in item.boxes:
+            x1, y1, x2, y2 = box.xyxy
+            x2, y2 = x1 + (x2 - x1) * self.shrink, y1 + (y2 - y1) * self.shrink
+            model = self.family.from_source_box(
+                (x1, y1, x2, y2), source_wh=item.frame_wh, frame_wh=r.clip.frame_wh
+            )
+            boxes[str(box.timestamp_s)] = [round(v, 3) for v in model]
         return json.dumps(boxes)
 
 
@@ -137,11 +145,36 @@ def test_a_model_answering_right_scores_about_one(synth: SynthResult, tmp_path: 
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results) == len(items) and results[0]["answer_vqa"] == items[0].answer
     assert json.loads((tmp_path / "judgements.json").read_text()) == [3] * len(items)
-    # Official mode does not map the resized-frame boxes back: Where drops.
+    # The results file holds parsed values, as the reference pipeline writes them: a perfect
+    # reply scores 1.0 on When and Where in official mode too (boxes in original pixels).
+    first = results[0]
+    assert first["answer_temporal"] == list(items[0].span_s)
+    assert first["answer_temporal_pre"].startswith("<think>ok</think><answer>From <t>")
+    assert set(first["answer_spatial"]) == {str(b.timestamp_s) for b in items[0].boxes}
+    assert first["box_space"] == "frame_px" and len(first["input_shape"]) == 2
     official = finish(
         tmp_path, items, ExactMatchJudge(), score_config_for(QWEN25, VideoSettings(), "official")
     )
-    assert official.scores.overall.viou[0] < 0.9
+    oo = official.scores.overall
+    assert oo.acc == 1.0 and oo.tiou == (1.0, 1.0)
+    assert oo.viou[0] == pytest.approx(1.0, abs=0.02) and oo.viou[1] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("mode", ["default", "official"])
+def test_vstar_score_of_the_results_file_reproduces_the_run(
+    synth: SynthResult, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    data = synth.out_dir / "vstar.json"
+    items = load_items(data, synth.out_dir)
+    run_vstar(Oracle(items, QWEN25, shrink=0.8), QWEN25, data, tmp_path, batch_size=2)
+    finish(tmp_path, items, ExactMatchJudge(), score_config_for(QWEN25, VideoSettings(), mode))
+    saved = json.loads((tmp_path / "scores.json").read_text())["scores"]
+    capsys.readouterr()
+    argv = ["eval", "vstar-score", str(tmp_path / "results.json")]
+    argv += ["--judgements", str(tmp_path / "judgements.json"), "--mode", mode, "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+    assert 0.3 < saved["viou_1"] < 0.9  # boxes 0.8 the size of the truth: not trivially 0 or 1
 
 
 def test_resume_refuses_other_settings_and_finish_needs_every_item(

@@ -94,6 +94,73 @@ def test_charades_errors(charades: Path, tmp_path: Path) -> None:
         load_charades_sta(tmp_path / "Charades" / "Charades_v1_480")
 
 
+def test_charades_txt_with_a_fourth_field(tmp_path: Path) -> None:
+    path = tmp_path / "charades_sta_test.txt"
+    path.write_text(
+        "3MSZA 24.3 30.4 0##person turn a light on.\nAO8RW 5.9 13.6##person plays.\n",
+        encoding="utf-8",
+    )
+    items = load_charades_sta(path, check_videos=False)
+    assert [(it.id, it.span_s, it.question) for it in items] == [
+        ("3MSZA#0", (24.3, 30.4), "person turn a light on."),
+        ("AO8RW#1", (5.9, 13.6), "person plays."),
+    ]
+    assert items[0].extra == {"field_4": "0"} and items[1].extra == {}
+    path.write_text("3MSZA 24.3 30.4 0 1##too many fields\n", encoding="utf-8")
+    with pytest.raises(DataError, match="record 0, field 'line': expected 'vid start end##"):
+        load_charades_sta(path, check_videos=False)
+
+
+def reference_benchmarks() -> Path:
+    """``../shared/reference-data/benchmarks`` beside the repository (real files, README)."""
+    folder = Path(__file__).resolve().parents[1].parent / "shared/reference-data/benchmarks"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the real benchmark slices are not on this machine")
+    return folder
+
+
+def test_real_charades_sta_slice_loads_every_line() -> None:
+    path = reference_benchmarks() / "charades_sta" / "charades_sta_test.txt"
+    items = load_charades_sta(path, check_videos=False)
+    assert len(items) == 60 == len(path.read_text(encoding="utf-8").splitlines())
+    assert (items[0].id, items[0].span_s) == ("3MSZA#0", (24.3, 30.4))
+    assert items[0].question == "person turn a light on."
+    assert items[4].question == "a person is putting a picture onto the wall."
+
+
+def test_real_tvgbench_slice_loads_every_record_without_windows() -> None:
+    path = reference_benchmarks() / "tvgbench" / "annotations" / "tvgbench.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    items = load_tvgbench(path.parents[1], check_videos=False)
+    assert len(items) == len(raw) == 52
+    assert all(it.start_s is None and it.end_s is None for it in items)
+    with_bounds = [k for k, r in enumerate(raw) if r["start"] is not None]
+    assert with_bounds  # the slice holds records with start/end set ...
+    for k in with_bounds:  # ... kept for reference only, and the truth is outside some
+        assert items[k].extra["record_start_s"] == raw[k]["start"]
+    # The 99.37 s video whose truth is 9.9-45.9 s would have been shown only 53-152 s.
+    k = next(k for k, r in enumerate(raw) if r["start"] and r["start"] > 50)
+    assert items[k].span_s[0] < raw[k]["start"]
+    datasets = {it.group["dataset"] for it in items}
+    assert datasets == {"charades", "hirest", "tacos", "anet", "egonlq"}
+    nlq = [it for it, r in zip(items, raw, strict=True) if "dataset_name" not in r]
+    assert len(nlq) == 12 and {it.group["dataset"] for it in nlq} == {"egonlq"}
+    scores = score_grounding(items, {it.id: "From <t>0</t>s to <t>1</t>s" for it in items})
+    assert sum(s.n for s in scores.groups["dataset"].values()) == 52
+
+
+def test_tvgbench_record_without_a_dataset_is_an_error(tvgbench: Path) -> None:
+    path = tvgbench / "annotations" / "tvgbench.json"
+    records = json.loads(path.read_text())
+    del records[2]["dataset_name"]
+    path.write_text(json.dumps(records))
+    assert load_tvgbench(tvgbench)[2].group["dataset"] == "activitynet"  # from bins.dataset
+    del records[2]["bins"]
+    path.write_text(json.dumps(records))
+    with pytest.raises(DataError, match="record 2, field 'dataset_name': missing, and no 'bins"):
+        load_tvgbench(tvgbench)
+
+
 def tvg_record(name: str, answer: str, dataset: str = "charades") -> dict[str, Any]:
     return {
         "path": f"./dataset/timer1/videos/tvgbench_data/{name}.mp4",
@@ -134,7 +201,7 @@ def test_tvgbench(tvgbench: Path) -> None:
     assert first.span_s == (0.0, 10.0) and first.start_s is None
     assert first.video == tvgbench / "videos" / "tvgbench_data" / "KWZSA.mp4"
     assert first.group == {"dataset": "charades", "qsemtype": "Human Pose"}
-    assert first.extra == {"duration_s": 30.12}
+    assert first.extra == {"duration_s": 30.12, "record_start_s": None, "record_end_s": None}
     # the annotation file itself as root: videos found in ../videos/tvgbench_data
     assert len(load_tvgbench(tvgbench / "annotations" / "tvgbench.json")) == 5
 

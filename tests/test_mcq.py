@@ -291,6 +291,46 @@ def test_worldsense(tmp_path: Path) -> None:
         load_worldsense(root)
 
 
+# The layout of WorldSense.tsv that the reference dataloader reads (pandas, tab-separated,
+# ``eval(candidates)``): index, video, question, candidates as a list literal, answer, ...
+WORLDSENSE_TSV = (
+    "index\tvideo\tduration\tdomain\tsub_category\taudio_class\ttask_domain\ttask_type"
+    "\tquestion\tcandidates\tanswer\n"
+    "0\tv1\t1-2min\tSports\tBasketball\t['Speech']\tRecognition\tAudio Recognition"
+    "\tWhat is heard?\t['A. a bell', 'B. a dog', 'C. a car', 'D. rain']\tB\n"
+    "1\tv1\t1-2min\tSports\tBasketball\t['Event']\tReasoning\tCausal Reasoning"
+    "\tWhy does the man's dog bark?\t[\"A. it's hungry\", 'B. a bell', 'C. a car', 'D. rain']"
+    "\tA\n"
+    "2\tv2\t<1min\tMusic\tCovers\t['Music']\tUnderstanding\tVideo Emotions"
+    "\tHow does it feel?\t['A. calm', 'B. tense']\tB\n"
+)
+
+
+def test_worldsense_tsv(tmp_path: Path) -> None:
+    root = tmp_path / "WorldSense"
+    root.mkdir()
+    path = root / "WorldSense.tsv"
+    path.write_text(WORLDSENSE_TSV, encoding="utf-8")
+    touch(root / "v1.mp4", root / "v2.mp4")
+    items = load_worldsense(root)
+    assert [it.id for it in items] == ["v1#0", "v1#1", "v2#2"]
+    assert items[1].options == ("it's hungry", "a bell", "a car", "rain")
+    assert items[1].question == "Why does the man's dog bark?" and items[1].answer == "A"
+    assert items[2].options == ("calm", "tense") and items[2].video == root / "v2.mp4"
+    assert items[0].group == {
+        "domain": "Sports",
+        "task_domain": "Recognition",
+        "task_type": "Audio Recognition",
+    }
+    assert load_worldsense(path) == items  # the file itself as the root
+    path.write_text(WORLDSENSE_TSV.replace("['A. calm', 'B. tense']", "A. calm; B. tense"))
+    with pytest.raises(DataError, match=r"record 2, field 'candidates': expected a list literal"):
+        load_worldsense(root)
+    path.write_text(WORLDSENSE_TSV.replace("\tanswer\n", "\tgt\n", 1))
+    with pytest.raises(DataError, match="no column answer"):
+        load_worldsense(root)
+
+
 def videommmu_root(tmp_path: Path) -> Path:
     root = tmp_path / "VideoMMMU"
     mc = {"question_type": "multiple-choice", "options": ["A. 1", "B. 2", "C. 3"]}

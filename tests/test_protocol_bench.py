@@ -238,7 +238,7 @@ def test_bench_help_describes_the_bench_command(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["eval", "bench", "--help"])
     text = capsys.readouterr().out
-    assert "Run a model on a general benchmark" in text and "--show-prompts" in text
+    assert "run a model on a general benchmark" in text and "--show-prompts" in text
     assert "V-STaR" not in text.split("positional arguments")[0]
 
 

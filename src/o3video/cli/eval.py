@@ -11,7 +11,10 @@ official format (a JSON list of V-STaR items, each with ``answer_vqa``, ``answer
 (a JSON list aligned with the results: 0–3, -1 unparsable, null where the item has no What answer).
 It prints Acc, tIoU, vIoU, AM, LGM per chain, mAM and mLGM, R1@{0.3,0.5,0.7}, vIoU@{0.1..0.9},
 per domain and per duration. ``--mode official`` reproduces the official eval.py exactly,
-``--mode default`` (the default) fixes its defects and lists what it changed.
+``--mode default`` (the default) fixes its defects and lists what it changed: it reads the replies
+(``*_pre`` fields, when the file keeps them) in the box space and frame size each item records
+(``box_space``, ``input_shape``), so scoring a results file of ``eval vstar`` in either mode gives
+that run's scores. ``temporal_question`` and ``spatial_question*`` may be absent.
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
         "--box-space",
         choices=("source_px", "frame_px", "rel1000"),
         default="source_px",
-        help="space of the predicted boxes (default mode only; default: original pixels)",
+        help="space of the predicted boxes (default mode only) for items that do not record "
+        "their own box_space (files written by `eval vstar` do); default: original pixels",
     )
     p.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="frame_px: frame budget"

@@ -52,13 +52,17 @@ RUN_EXAMPLES = """examples:
       --judge-base-url http://127.0.0.1:8000/v1
 """
 
-BENCH_DESCRIPTION = """Run a model on a general benchmark, resumably: one JSON line per finished
-item in RUN_DIR/items.jsonl, then the scores (scores.json, report.md) once every item has a
-record. ``--shard i/n`` splits the items across processes; ``eval merge RUN_DIR`` joins them.
+BENCH_DESCRIPTION = """`o3video eval bench NAME`: run a model on a general benchmark, resumably.
 
-Benchmarks: VideoMME, WorldSense, VideoMMMU, MVBench, STAR (multiple choice; VideoMMMU also
-open questions) and Charades-STA, TVGBench (temporal grounding). ``--root`` is the benchmark's
-folder or annotation file.
+NAME is one of the registered benchmarks (:mod:`o3video.eval.benchmarks`): the multiple-choice
+and open ones (VideoMME, WorldSense, VideoMMMU, MVBench, STAR; accuracy per group) and the
+temporal-grounding ones (Charades-STA, TVGBench; mIoU and R1@{0.3,0.5,0.7}). ``--root`` is the
+benchmark's folder or annotation file, ``--videos`` its video folder when it is elsewhere.
+Each item is asked once (greedy) and one JSON line per item is appended to
+``RUN_DIR/items.jsonl``: running the command again resumes; ``--shard i/n`` splits the work
+and ``eval merge RUN_DIR`` joins the shards. When every item has a record, ``scores.json``
+and ``report.md`` are written. Loading is strict: a malformed record stops the run naming
+its file, index and field, so that no question silently leaves the denominator.
 
 ``--protocol``: ``reference`` asks VideoMME, WorldSense and VideoMMMU as the reference
 evaluation scripts did (one native video at 2 fps, 4 to 64 frames, their own question texts,

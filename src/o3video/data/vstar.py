@@ -114,8 +114,29 @@ def is_vstar_file(path: str | os.PathLike[str]) -> bool:
     return isinstance(first, dict) and "vid" in first and "temporal_question" in first
 
 
-def item_from_dict(raw: Any, index: int) -> tuple[VStarItem | None, list[Issue]]:
+def _whole(c: Checker, raw: dict[str, Any], key: str) -> int | None:
+    """A required count or size ``> 0``: an int, or a float with no fraction (``640.0``, as
+    some exports write them)."""
+    value = c.positive(raw, key, (int, float))
+    if value is None:
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        c.error(key, "bad_value", f"{key!r} must be a whole number, got {value!r}")
+        return None
+    return int(value)
+
+
+SCORING_OPTIONAL_FIELDS = ("temporal_question", "spatial_question", "spatial_question_2")
+"""Fields scoring never reads (nor does the official ``eval.py``): ``item_from_dict(...,
+for_scoring=True)`` lets a results file lack them."""
+
+
+def item_from_dict(
+    raw: Any, index: int, *, for_scoring: bool = False
+) -> tuple[VStarItem | None, list[Issue]]:
     """Check one raw entry; the item (``None`` if any error) and all its issues.
+    ``width``, ``height`` and ``frame_count`` may be written as whole floats (``640.0``).
+    ``for_scoring``: :data:`SCORING_OPTIONAL_FIELDS` may be missing (read as ``""``).
 
     >>> print(item_from_dict({"vid": "a", "fps": 0}, 4)[1][0])
     record 4, fps: 'fps' must be a finite number > 0, got 0 [bad_value]
@@ -128,14 +149,19 @@ def item_from_dict(raw: Any, index: int) -> tuple[VStarItem | None, list[Issue]]
     if isinstance(vid, str) and not vid.strip():
         c.error("vid", "missing_field", "'vid' is empty")
     fps = c.positive(raw, "fps", (int, float))
-    width, height = c.positive(raw, "width"), c.positive(raw, "height")
-    frame_count = c.positive(raw, "frame_count")
-    texts = {key: c.text(raw, key) for key in VSTAR_TEXT_FIELDS}
+    width, height = _whole(c, raw, "width"), _whole(c, raw, "height")
+    frame_count = _whole(c, raw, "frame_count")
+    texts = {
+        key: c.text(raw, key, required=not (for_scoring and key in SCORING_OPTIONAL_FIELDS))
+        for key in VSTAR_TEXT_FIELDS
+    }
+    if for_scoring:
+        texts.update({k: texts[k] or "" for k in SCORING_OPTIONAL_FIELDS})
     duration_s = frame_count / fps if fps and frame_count else None
     span = _span(c, raw.get("timestamps"), duration_s)
     wh = (width, height) if width and height else None
     boxes = _boxes(c, raw.get("bboxes"), span, wh, frame_count)
-    if not c.ok or span is None:
+    if not c.ok or span is None or width is None or height is None or frame_count is None:
         return None, c.issues
     item = VStarItem(
         index=index,

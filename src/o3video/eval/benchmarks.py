@@ -30,7 +30,6 @@ import importlib
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 from o3video.data.load import json_entries
 from o3video.errors import DataError
-from o3video.evidence import parse_trace
+from o3video.readers import answer_part
 
 logger = logging.getLogger(__name__)
 
@@ -250,18 +249,14 @@ class Fields:
         return text
 
 
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
-
-
 def answer_text(text: str) -> str:
-    """The part of a model's output that answers: its ``<answer>`` section when it has one,
-    else the text without its ``<think>`` section; stripped.
+    """The part of a model's output that answers (:func:`o3video.readers.answer_part`): its
+    ``<answer>`` section when it has one, else the text without its ``<think>``; stripped.
 
     >>> answer_text("<think>A or B?</think><answer> B </answer>"), answer_text("<think>x</think>C")
     ('B', 'C')
     """
-    answer = parse_trace(text).answer
-    return answer if answer is not None else _THINK.sub("", text).strip()
+    return answer_part(text)
 
 
 def _kind(value: Any) -> str:

@@ -1,10 +1,10 @@
 """Temporal grounding benchmarks (SPEC §7): Charades-STA and TVGBench — loaders, the question,
 reading the predicted span, and mIoU with R1@{0.3, 0.5, 0.7}.
 
-The span is read by :func:`o3video.eval.vstar_parse.parse_time_answer` (``From <t>a</t>s to
-<t>b</t>s``, else the first two numbers, ``mm:ss`` understood) from the answer part only
-(:func:`~o3video.eval.benchmarks.answer_text`: the ``<answer>`` section, else the text
-without its ``<think>``), so times quoted while reasoning are not taken for the answer. The
+The span is read by :func:`o3video.readers.read_span` (``From <t>a</t>s to <t>b</t>s``, else
+the first two numbers, ``mm:ss`` understood) from the answer part only
+(:func:`o3video.readers.answer_part`: the ``<answer>`` section, else the text without its
+``<think>``), so times quoted while reasoning are not taken for the answer. The
 IoU is :func:`o3video.boxes.interval_iou`: a reversed span (end < start) scores 0 and is
 counted as ``reversed``; no span scores 0 and is counted as ``unparsable``. R1@m is the share
 of items with IoU ≥ m.
@@ -27,7 +27,6 @@ from o3video.errors import DataError
 from o3video.eval.benchmarks import (
     BenchItem,
     Fields,
-    answer_text,
     check_items,
     fail,
     find_annotations,
@@ -36,7 +35,7 @@ from o3video.eval.benchmarks import (
     register,
     video_folder,
 )
-from o3video.eval.vstar_parse import parse_time_answer
+from o3video.readers import read_span
 
 R1_THRESHOLDS = (0.3, 0.5, 0.7)
 GROUNDING_TEMPLATE = (
@@ -65,7 +64,7 @@ def parse_grounding(text: str) -> dict[str, Any]:
     >>> parse_grounding("<answer>around 5 s</answer>")
     {'kind': 'grounding', 'span_s': None, 'problem': 'no_span'}
     """
-    span = parse_time_answer(answer_text(text))
+    span = read_span(text)
     if span is None:
         return {"kind": "grounding", "span_s": None, "problem": "no_span"}
     out: dict[str, Any] = {"kind": "grounding", "span_s": [span[0], span[1]]}
@@ -178,7 +177,7 @@ def score_grounding(
 
 # --- loaders --------------------------------------------------------------------------------
 
-_CHARADES_LINE = re.compile(r"\s*(\S+)\s+(\S+)\s+(\S+)\s*")
+_CHARADES_LINE = re.compile(r"\s*(\S+)\s+(\S+)\s+(\S+)(?:\s+(\S+))?\s*")
 _TVG_ANSWER = re.compile(r"\s*(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)\s*")
 
 
@@ -189,7 +188,9 @@ def _checked_span(f: Fields, start_s: float, end_s: float, name: str) -> tuple[f
 
 
 def _charades_txt(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``vid start end##sentence`` lines as records (index = 0-based line number)."""
+    """``vid start end##sentence`` lines as records (index = 0-based line number); a fourth
+    field before ``##`` (``vid start end 0##sentence``, as in a widely used copy of the test
+    split) is accepted and kept as ``extra``."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -201,9 +202,11 @@ def _charades_txt(path: Path) -> list[tuple[int, dict[str, Any]]]:
         head, sep, sentence = line.partition("##")
         m = _CHARADES_LINE.fullmatch(head)
         if not sep or not m:
-            fail(path, index, "line", f"expected 'vid start end##sentence', got {line!r}")
-        vid, start, end = m.groups()
-        out.append((index, {"video": vid, "start": start, "end": end, "caption": sentence}))
+            expected = "'vid start end##sentence' or 'vid start end N##sentence'"
+            fail(path, index, "line", f"expected {expected}, got {line!r}")
+        vid, start, end, fourth = m.groups()
+        record = {"video": vid, "start": start, "end": end, "caption": sentence}
+        out.append((index, record if fourth is None else {**record, "field_4": fourth}))
     return out
 
 
@@ -215,7 +218,8 @@ def load_charades_sta(
     check_videos: bool = True,
 ) -> list[BenchItem]:
     """Charades-STA test queries from ``charades_sta_test.txt`` (lines ``vid start
-    end##sentence``, times in s; the record index in errors is the 0-based line number), or
+    end##sentence``, or ``vid start end 0##sentence`` with a fourth field, kept in ``extra``;
+    times in s; the record index in errors is the 0-based line number), or
     the lmms-eval JSON/JSON Lines export (``video`` file name, ``caption``, ``timestamp``
     ``[start, end]``). Videos: ``<root>/Charades_v1_480/<vid>.mp4``. Ids ``<vid>#<index>``."""
     root = Path(root)
@@ -249,6 +253,7 @@ def load_charades_sta(
                 video=folder / f"{vid}.mp4",
                 question=f.text("caption"),
                 span_s=_checked_span(f, start_s, end_s, "start"),
+                extra={"field_4": f.text("field_4")} if f.has("field_4") else {},
             )
         )
     return check_items(items, folder, check_videos)
@@ -263,9 +268,18 @@ def load_tvgbench(
 ) -> list[BenchItem]:
     """TVGBench (Time-R1, ``xiaomi-research/time-r1``) from ``annotations/tvgbench.json``: a
     list of ``path`` (the video; its file name is used), ``question`` (the query), ``answer``
-    (``"13.4-28.1"`` s), ``duration`` (s), ``dataset_name``, ``qsemtype`` and ``start``/``end``
-    (clip bounds, usually null). Videos: ``<root>/videos/tvgbench_data/<name>`` (``root`` =
-    Time-R1's ``dataset/timer1``). Ids ``<video stem>#<index>``; groups: dataset, qsemtype."""
+    (``"13.4-28.1"`` s, within ``[0, duration]`` of the whole file), ``duration`` (s),
+    ``dataset_name``, ``qsemtype``, ``bins`` and ``start``/``end``. Videos:
+    ``<root>/videos/tvgbench_data/<name>`` (``root`` = Time-R1's ``dataset/timer1``). Ids
+    ``<video stem>#<index>``.
+
+    ``start``/``end`` are not a window: where they are set their length is the video's
+    duration while the answer lies in ``[0, duration]``, and Time-R1 never samples from them.
+    The whole video is shown; they are kept in ``extra`` (``record_start_s``,
+    ``record_end_s``) only. Groups: ``dataset`` — ``dataset_name``, else ``bins.dataset``
+    (Time-R1's binning field, which names the dataset of every record: the NLQ records
+    without ``dataset_name`` are ``egonlq``); a record with neither is an error — and
+    ``qsemtype`` where given."""
     root = Path(root)
     patterns = ("tvgbench.json", "annotations/tvgbench.json", "timer1/annotations/tvgbench.json")
     (path,) = find_annotations(root, patterns, "TVGBench")[:1]
@@ -279,9 +293,7 @@ def load_tvgbench(
             f.fail("answer", f"expected 'start-end' in seconds, got {f.text('answer')!r}")
         span = _checked_span(f, float(m.group(1)), float(m.group(2)), "answer")
         name = Path(f.text("path")).name
-        group = {}
-        if f.has("dataset_name"):
-            group["dataset"] = f.text("dataset_name")
+        group = {"dataset": _tvg_dataset(f)}
         if f.has("qsemtype"):
             group["qsemtype"] = f.text("qsemtype")
         items.append(
@@ -292,9 +304,21 @@ def load_tvgbench(
                 question=f.text("question"),
                 span_s=span,
                 group=group,
-                start_s=f.optional_number("start"),
-                end_s=f.optional_number("end"),
-                extra={"duration_s": f.optional_number("duration")},
+                extra={
+                    "duration_s": f.optional_number("duration"),
+                    "record_start_s": f.optional_number("start"),
+                    "record_end_s": f.optional_number("end"),
+                },
             )
         )
     return check_items(items, folder, check_videos)
+
+
+def _tvg_dataset(f: Fields) -> str:
+    """The record's dataset: ``dataset_name``, else ``bins.dataset``."""
+    if f.has("dataset_name"):
+        return f.text("dataset_name")
+    if not f.has("bins"):
+        f.fail("dataset_name", "missing, and no 'bins.dataset' to name the record's dataset")
+    bins = Fields(f.get("bins"), f.path, f.index, prefix="bins.")
+    return bins.text("dataset")

@@ -1,21 +1,13 @@
 """Multiple-choice video benchmarks (SPEC §7): VideoMME, WorldSense, VideoMMMU (with its open
 questions), MVBench and STAR — loaders from the public files, prompts, answer reading, scores.
 
-Reading an answer (:func:`extract_letter`): the ``<answer>`` section if there is one, else the
-text without its ``<think>`` section; then, first rule that applies:
-
-1. the whole answer is a letter: ``B``, ``(B)``, ``B.``, ``[B]``, ``**B**``, ``b``;
-2. it starts with a letter and a delimiter, or a letter alone on the first line: ``B) …``,
-   ``(B) …``, ``B. …``, ``B: …``, ``B\n…`` (not ``A cat``: "A" is also a word);
-3. its text equals exactly one option's text (case, spacing and end punctuation ignored);
-4. letters named by "answer is X", "answer: X", "correct option: X" — one letter, or several
-   → ambiguous; then the same with the weaker "option X", "choice X" and "(X)";
-5. otherwise none; two or more standalone capitals among the letters (``A or B``) are
-   reported as ambiguous.
-
-A letter outside the options (``E`` of four) is no answer either. An unread answer is
-**wrong and counted** (``unparsable``) — never replaced by a default letter, as the reference
-code did (it fell back on "A").
+Reading an answer (:func:`extract_letter`): :func:`o3video.readers.read_letter_why`, the
+reader the MCQ reward uses too (its rules are in :mod:`o3video.readers`): the answer part of
+the reply (its ``<answer>`` section, else the text without its ``<think>``), then the whole
+answer as a letter, a leading letter, an option's exact text, "the answer is X" (several
+letters named → ambiguous), "option X". A letter outside the options (``E`` of four) is no
+answer either. An unread answer is **wrong and counted** (``unparsable``) — never replaced
+by a default letter, as the reference code did (it fell back on "A").
 
 Open answers (VideoMMMU's non-multiple-choice questions, :func:`open_match`): right when the
 normalised texts are equal (casefolded, whitespace collapsed, surrounding quotes, ``*`` and
@@ -44,6 +36,7 @@ from o3video.eval.benchmarks import (
     answer_text,
     missing_ids,
 )
+from o3video.readers import normalize_text, read_letter_why
 
 MCQ_INSTRUCTION = "Answer with the option's letter from the given choices."
 OPEN_INSTRUCTION = "Answer with the final value or a short phrase only."
@@ -84,69 +77,23 @@ def open_question(item: BenchItem) -> str:
 # --- reading answers ------------------------------------------------------------------------
 
 _DECOR = " \t\r\n\"'`*_"
-_WHOLE = re.compile(r"[(\[]?([A-Za-z])[)\]]?[.:]?")
-_LEAD = re.compile(r"[(\[]?([A-Z])(?:(?:[)\]][.:]?|[.:])\s+\S|[)\].:]?[ \t]*\n)")
-_STRONG = re.compile(
-    r"(?i:answer|correct\s+option|correct\s+choice)\s*(?i:is|would\s+be)?\s*[:\-]?\s*"
-    r"[\"'`*_(\[]*([A-Z])(?![A-Za-z0-9])"
-)
-_WEAK = (
-    re.compile(r"(?i:option|choice)\s*[:\-]?\s*[\"'`*_(\[]*([A-Z])(?![A-Za-z0-9])"),
-    re.compile(r"[(\[]([A-Z])[)\]]"),
-)
-_CAPITAL = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _GT_NUMBER = re.compile(r"\$?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*%?")
-
-
-def normalize_text(text: str) -> str:
-    """Casefolded, whitespace collapsed, quotes/``*`` and end punctuation dropped.
-
-    >>> normalize_text('  "The  Red ball."  ')
-    'the red ball'
-    """
-    text = " ".join(text.casefold().split())
-    return text.strip(_DECOR + ".!?;,").strip()
 
 
 def read_letter(
     text: str, n_options: int, options: Sequence[str] = ()
 ) -> tuple[str | None, str | None]:
     """``(letter, None)`` or ``(None, problem)``: ``empty_answer``, ``letter_out_of_range``,
-    ``ambiguous`` or ``no_letter`` (rules in the module docstring).
+    ``ambiguous`` or ``no_letter`` (:func:`o3video.readers.read_letter_why`).
 
     >>> read_letter("The answer is A, or maybe the answer is C.", 4)
     (None, 'ambiguous')
     """
     if options and len(options) != n_options:
         raise ValueError(f"{len(options)} options given with n_options={n_options}")
-    valid = LETTERS[:n_options]
-    answer = answer_text(text)
-    core = answer.strip(_DECOR)
-    if not core:
-        return None, "empty_answer"
-    m = _WHOLE.fullmatch(core)
-    if m:
-        letter = m.group(1).upper()
-        return (letter, None) if letter in valid else (None, "letter_out_of_range")
-    m = _LEAD.match(core)
-    if m and m.group(1) in valid:
-        return m.group(1), None
-    if options:
-        said = normalize_text(core)
-        hits = [x for x, o in zip(valid, options, strict=True) if normalize_text(o) == said]
-        if len(hits) == 1:
-            return hits[0], None
-    for patterns in ((_STRONG,), _WEAK):
-        found = {m.group(1) for p in patterns for m in p.finditer(answer)}
-        if len(found) > 1:
-            return None, "ambiguous"
-        if found:
-            letter = found.pop()
-            return (letter, None) if letter in valid else (None, "letter_out_of_range")
-    capitals = {m.group(1) for m in _CAPITAL.finditer(answer)} & set(valid)
-    return None, "ambiguous" if len(capitals) > 1 else "no_letter"
+    return read_letter_why(text, options or n_options)
 
 
 def extract_letter(text: str, n_options: int, options: Sequence[str] = ()) -> str | None:

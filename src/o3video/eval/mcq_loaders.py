@@ -6,6 +6,8 @@ VideoMME, WorldSense, VideoMMMU, MVBench and STAR. Each registers itself in
 
 from __future__ import annotations
 
+import ast
+import csv
 import functools
 import io
 import os
@@ -16,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from o3video.errors import DataError
 from o3video.eval.benchmarks import (
     LETTERS,
     BenchItem,
@@ -107,9 +110,15 @@ def load_worldsense(
     ``task0``, ``task1``, … of ``task_domain``, ``task_type``, ``question``, ``candidates``
     (``["A. …", …]``) and ``answer`` (a letter). Videos: ``<root>/videos/<video id>.mp4``.
     Ids ``<video id>/<taskN>``; groups: domain, task_domain, task_type. The record index in
-    errors is the video's position in the file."""
+    errors is the video's position in the file.
+
+    Or from ``WorldSense.tsv``, the table the reference evaluation reads (one question per
+    row; :func:`_worldsense_tsv`). ``worldsense_qa.json`` is taken when a folder has both."""
     root = Path(root)
-    (path,) = find_annotations(root, ("worldsense_qa.json",), "WorldSense")[:1]
+    patterns = ("worldsense_qa.json", "WorldSense.tsv")
+    (path,) = find_annotations(root, patterns, "WorldSense")[:1]
+    if path.suffix.lower() == ".tsv":
+        return _worldsense_tsv(path, root, videos, check_videos)
     folder = video_folder(root, videos, ("videos",), "WorldSense", check_videos)
     entries = [raw for _, raw in read_records(path)]
     # read_records takes a one-element list and a lone object alike: look at the first byte
@@ -142,6 +151,61 @@ def load_worldsense(
                     },
                 )
             )
+    return check_items(items, folder, check_videos)
+
+
+WORLDSENSE_TSV_COLUMNS = ("video", "question", "candidates", "answer")
+"""The columns a ``WorldSense.tsv`` must have (others are read when present: ``index``,
+``domain``, ``task_domain``, ``task_type``, ``duration``)."""
+
+
+def _worldsense_tsv(
+    path: Path, root: Path, videos: str | os.PathLike[str] | None, check_videos: bool
+) -> list[BenchItem]:
+    """WorldSense as the reference evaluation reads it: a tab-separated table with a header,
+    one question per row, ``video`` (the file name without ``.mp4``), ``question``,
+    ``candidates`` (a Python list literal of ``"A. …"`` strings) and ``answer`` (a letter).
+    Videos: ``<folder of the file>/<video>.mp4`` (or ``videos/``). Ids ``<video>#<index>``
+    (the ``index`` column, else the row number); the record index in errors is the row
+    number (0 = the first row after the header)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot read: {e}", path=str(path)) from e
+    missing = [c for c in WORLDSENSE_TSV_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        what = f"no column {', '.join(missing)}" if rows else "no rows"
+        fail(
+            path, None, None, f"{what}; expected a header with {', '.join(WORLDSENSE_TSV_COLUMNS)}"
+        )
+    folder = video_folder(root, videos, (".", "videos"), "WorldSense", check_videos)
+    items = []
+    for index, row in enumerate(rows):
+        f = Fields({k: v for k, v in row.items() if k is not None and v != ""}, path, index)
+        text = f.text("candidates")
+        try:
+            listed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            listed = None
+        if not isinstance(listed, list):
+            f.fail("candidates", f"expected a list literal of options, got {text!r:.60}")
+        options = strip_letters(Fields({"candidates": listed}, path, index).texts("candidates"))
+        group = {k: f.text(k) for k in ("domain", "task_domain", "task_type") if f.has(k)}
+        video = f.text("video").removesuffix(".mp4")
+        key = f.text("index") if f.has("index") else str(index)
+        items.append(
+            BenchItem(
+                id=f"{video}#{key}",
+                benchmark="worldsense",
+                video=folder / f"{video}.mp4",
+                question=f.text("question"),
+                options=options,
+                answer=f.letter("answer", len(options)),
+                group=group,
+                extra={"duration": f.optional_text("duration")},
+            )
+        )
     return check_items(items, folder, check_videos)
 
 

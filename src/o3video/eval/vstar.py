@@ -16,9 +16,11 @@ when_2    ``answer_temporal_2`` the temporal question, given the ground-truth bo
 
 Boxes shown to the model and asked from it are in the model family's box space (resized-frame
 pixels for Qwen2.5-VL, 0–1000 for Qwen3-VL); scoring maps predicted boxes back to the original
-frame (``ScoreConfig(box_space=...)``), which the official script never did. Each result field
-holds the text of the reply's ``<answer>`` section (the whole reply when it has none); the raw
-replies are kept in the run's ``items.jsonl``.
+frame (``ScoreConfig(box_space=...)``), which the official script never did. A reply is read by
+:func:`answer_part` (:func:`o3video.readers.answer_part`: the ``<answer>`` section, else the
+reply without its ``<think>``). ``results.json`` is written as the reference pipeline writes it
+(:func:`results_file`): parsed values in the answer fields, the replies in ``*_pre`` fields, so
+that the official scorer and ``o3video eval vstar-score`` (either mode) score it as the run did.
 
 :func:`item_prompts` gives the five prompts; :func:`make_process` the runner's ``process``;
 :func:`run_vstar` runs, resumes and finishes a run folder (``run.json``, ``items*.jsonl``,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from o3video.boxes import WH, convert_xyxy
 from o3video.data.load import json_entries
 from o3video.data.vstar import VStarItem, load_vstar, vstar_video_path
 from o3video.errors import DataError
@@ -52,15 +56,20 @@ from o3video.eval.runner import (
     read_run_json,
     run_items,
 )
+from o3video.eval.vstar_parse import (
+    reference_answer_text,
+    reference_boxes,
+    reference_timestamps,
+)
 from o3video.eval.vstar_score import (
+    REPLY_KEYS,
     AnswerSpace,
     ScoreConfig,
     VStarScores,
     format_table,
     score_vstar,
 )
-from o3video.evidence import parse_trace
-from o3video.families import ModelFamily
+from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend, Request, SamplingParams
 from o3video.models.card import VideoSettings
 from o3video.protocols import ProtocolName, check_protocol
@@ -73,24 +82,13 @@ from o3video.protocols.vstar import (
     video_settings_for,
     vstar_prompts,
 )
-from o3video.video import Clip
+from o3video.readers import answer_part
+from o3video.video import Clip, smart_resize
 
 logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "o3video-vstar-1"
 """Changes whenever a prompt below changes: a run folder refuses to resume across versions."""
-
-
-def answer_part(text: str) -> str:
-    """The text of a reply's ``<answer>`` section, or the whole reply (stripped).
-
-    >>> answer_part("<think>x</think><answer> the red circle </answer>")
-    'the red circle'
-    >>> answer_part("From 2 to 4")
-    'From 2 to 4'
-    """
-    answer = parse_trace(text).answer
-    return answer if answer is not None else text.strip()
 
 
 def item_id(item: VStarItem) -> str:
@@ -134,11 +132,12 @@ def make_process(
 
     def process(batch: Sequence[VStarItem]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        requests, decode_s = [], []
+        requests, decode_s, shown = [], [], []
         for item in batch:
             t_item = time.perf_counter()
             clip = clips.get(item.vid)
             decode_s.append(time.perf_counter() - t_item)
+            shown.append(clip.frame_wh)
             if clip.source_wh != item.frame_wh:
                 logger.warning(
                     "item %d: the video is %dx%d, the item says %dx%d; boxes are scored in "
@@ -156,6 +155,7 @@ def make_process(
         for k, item in enumerate(batch):
             replies = [t[0] if t else "" for t in texts[k * n : (k + 1) * n]]
             record: dict[str, Any] = {"index": item.index, "vid": item.vid}
+            record["frame_wh"] = list(shown[k])
             record["raw"] = {
                 key: reply for (key, _), reply in zip(GENERATIONS, replies, strict=True)
             }
@@ -196,7 +196,8 @@ class RunSettings:
 
 
 def load_items(data: str | os.PathLike[str], media_root: str | os.PathLike[str]) -> list[VStarItem]:
-    """The usable items of a V-STaR file (bad ones are skipped with a logged report)."""
+    """The usable items of a V-STaR file (bad ones are skipped with a logged report; a run
+    keeps them in its results as dropped entries, see :func:`dropped_entries`)."""
     loaded = load_vstar(data, media_root)
     if loaded.skipped:
         logger.warning("%s: %d item(s) skipped as unusable", data, len(loaded.skipped))
@@ -205,20 +206,132 @@ def load_items(data: str | os.PathLike[str], media_root: str | os.PathLike[str])
     return list(loaded.records)
 
 
+def dropped_entries(
+    data: str | os.PathLike[str],
+    media_root: str | os.PathLike[str],
+    items: Sequence[VStarItem],
+    limit: int | None,
+) -> dict[int, str]:
+    """Entries of the file the loader rejected (index → why), among those a run covers:
+    all of them, or with ``limit`` those before its last item."""
+    loaded = load_vstar(data, media_root)
+    end = loaded.total if limit is None or not items else items[-1].index + 1
+    out = {}
+    for s in loaded.skipped:
+        if s.index < end:
+            first = next((i for i in s.issues if i.severity == "error"), None)
+            out[s.index] = str(first) if first is not None else "rejected at load"
+    return out
+
+
+def _shown_wh(
+    record: dict[str, Any], item: VStarItem, family: ModelFamily, video: VideoSettings
+) -> WH:
+    """The frame size the item's replies were given (records older than this field: the
+    size the run's frame budget gives)."""
+    wh = record.get("frame_wh")
+    if isinstance(wh, list) and len(wh) == 2:
+        return (int(wh[0]), int(wh[1]))
+    h, w = smart_resize(item.height, item.width, family.factor, video.min_pixels, video.max_pixels)
+    return (w, h)
+
+
+def boxes_to_source(value: Any, space: AnswerSpace, source_wh: WH, frame_wh: WH) -> Any:
+    """The boxes of a :func:`~o3video.eval.vstar_parse.reference_boxes` value mapped from
+    ``space`` to original pixels: every ``[x1, y1, x2, y2]`` of numbers that is a second's
+    value or one of its list; anything else (and every box, for ``source_px``) unchanged.
+
+    >>> boxes_to_source({"3": [0, 0, 500, 1000]}, "rel1000", (640, 360), (644, 364))
+    {'3': [0.0, 0.0, 320.0, 360.0]}
+    """
+    if space == "source_px" or not isinstance(value, dict):
+        return value
+
+    def is_box(v: Any) -> bool:
+        return (
+            isinstance(v, list)
+            and len(v) == 4
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+            and all(math.isfinite(x) for x in v)
+        )
+
+    def convert(v: Any) -> Any:
+        if is_box(v):
+            box = convert_xyxy(v, space, "source_px", source_wh=source_wh, frame_wh=frame_wh)
+            return [float(x) for x in box]
+        if isinstance(v, list):
+            return [convert(x) if is_box(x) else x for x in v]
+        return v
+
+    return {key: convert(v) for key, v in value.items()}
+
+
+def result_entry(
+    raw_entry: dict[str, Any],
+    replies: dict[str, str],
+    item: VStarItem,
+    space: AnswerSpace,
+    frame_wh: WH,
+    *,
+    to_source: bool = True,
+) -> dict[str, Any]:
+    """One item of the results file, as the reference pipeline writes it: ``answer_vqa``
+    (the ``<answer>`` section, else the reply), ``answer_temporal*`` the parsed ``[start,
+    end]`` (``[]`` unless exactly two numbers), ``answer_spatial*`` the parsed boxes by
+    second (``null`` when none decode; mapped to original pixels from ``space`` when
+    ``to_source``, else as the model wrote them, as the reference pipeline left them), the
+    replies in ``answer_vqa_raw_output`` and ``*_pre``; plus ``input_shape`` (``[w, h]`` of
+    the frames shown) and ``box_space`` (that of the boxes in the replies)."""
+    entry = dict(raw_entry)
+    entry["answer_vqa_raw_output"] = replies["what"]
+    entry["answer_vqa"] = reference_answer_text(replies["what"])
+    for key, field in (("when_1", "answer_temporal"), ("when_2", "answer_temporal_2")):
+        entry[REPLY_KEYS[field]] = replies[key]
+        entry[field] = reference_timestamps(replies[key])
+    for key, field in (("where_1", "answer_spatial"), ("where_2", "answer_spatial_2")):
+        entry[REPLY_KEYS[field]] = replies[key]
+        boxes = reference_boxes(replies[key])
+        entry[field] = (
+            boxes_to_source(boxes, space, item.frame_wh, frame_wh) if to_source else boxes
+        )
+    entry["input_shape"] = list(frame_wh)
+    entry["box_space"] = space
+    return entry
+
+
 def results_file(
-    data: str | os.PathLike[str], merged: Merged, items: Sequence[VStarItem]
+    data: str | os.PathLike[str],
+    merged: Merged,
+    items: Sequence[VStarItem],
+    family: ModelFamily,
+    video: VideoSettings,
+    dropped: dict[int, str] | None = None,
+    protocol: str = "o3video",
 ) -> list[dict[str, Any]]:
-    """Official-format results: each raw V-STaR entry with the five answer fields."""
+    """The results file (:func:`result_entry` per item, in file order), with each entry of
+    ``dropped`` (index → why) kept as it is plus a ``dropped`` field, so that it stays in
+    the denominators. Under the ``reference`` protocol the parsed boxes stay as the model
+    wrote them (the reference pipeline's file, which ``--mode official`` then scores as the
+    official script did); the replies, their box space and frame size are kept for the
+    default mode either way."""
     raw = dict(json_entries(Path(data)))
-    out = []
     by_id = {r["id"]: r for r in merged.records}
+    space = family.box_space
+    if space not in ("source_px", "frame_px", "rel1000"):
+        raise ValueError(f"family {family.name}: cannot write boxes in {family.box_space}")
+    entries: dict[int, dict[str, Any]] = {}
     for item in items:
         record = by_id[item_id(item)]
-        entry = dict(raw[item.index])
-        for _, field in GENERATIONS:
-            entry[field] = record.get(field, "")
-        out.append(entry)
-    return out
+        replies = {key: str(record.get("raw", {}).get(key, "")) for key, _ in GENERATIONS}
+        frame_wh = _shown_wh(record, item, family, video)
+        entries[item.index] = result_entry(
+            raw[item.index], replies, item, space, frame_wh, to_source=protocol != "reference"
+        )
+    for index, why in (dropped or {}).items():
+        value = raw[index]
+        entries[index] = {**(value if isinstance(value, dict) else {"entry": value})}
+        entries[index]["dropped"] = why
+    return [entries[k] for k in sorted(entries)]
 
 
 @dataclass(frozen=True)
@@ -257,12 +370,19 @@ def finish(
             f"{out}: {len(merged.errors)} item(s) ended in error (first: {first['id']}: "
             f"{first.get('error')}); fix the cause and re-run with --retry-errors"
         )
-    results = results_file(settings["data"], merged, items)
+    family = get_family(settings["family"])
+    video = VideoSettings(**settings["video"])
+    dropped = dropped_entries(settings["data"], settings["media_root"], items, meta.get("limit"))
+    results = results_file(
+        settings["data"], merged, items, family, video, dropped, settings.get("protocol", "o3video")
+    )
+    answered = [r for r in results if "dropped" not in r]
     asked = [
         JudgeItem(i.question, i.answer, r["answer_vqa"])
-        for i, r in zip(items, results, strict=True)
+        for i, r in zip(items, answered, strict=True)
     ]
-    ratings = judge.rate(asked)
+    rated = iter(judge.rate(asked))
+    ratings = [None if "dropped" in r else next(rated) for r in results]
     scores = score_vstar(results, ratings, cfg, results_path=str(out / "results.json"))
     files = {
         "results": out / "results.json",
@@ -287,7 +407,8 @@ def finish(
     report = [
         f"# V-STaR: {label or settings['model']}",
         "",
-        f"- data: `{settings['data']}` ({len(items)} items), judge: {judge.name}",
+        f"- data: `{settings['data']}` ({len(items)} items, {len(dropped)} dropped at load), "
+        f"judge: {judge.name}",
         f"- protocol: {settings.get('protocol', 'o3video')}, frames: {settings['video']}, "
         f"prompts: {settings['prompt_version']}",
         "",

@@ -2,8 +2,15 @@
 
 ``default`` parsers are robust and never raise: times as two numbers, ``mm:ss``,
 ``From <t>a</t>s to <t>b</t>s`` or a ``"[a, b]"`` string; boxes as JSON keyed by seconds
-(fenced in a ```json block or not, single quotes tolerated), each second holding one box, several
-boxes or ``{"bbox_2d": [...]}`` dicts. Seconds are numbers, so ``"3.0"`` and ``"3"`` are one second.
+(fenced in a ```json block or not, single quotes tolerated), a list of ``[second, box]`` pairs or of
+one-key dicts, each second holding one box, several boxes or ``{"bbox_2d": [...]}`` dicts. Seconds
+are numbers, so ``"3.0"`` and ``"3"`` are one second. They are :mod:`o3video.readers`' readers,
+which read the answer part of a reply only (never the ``<think>``).
+
+``reference_*`` functions reproduce how the reference pipeline (Open-o3 Video's
+``eval/test/test_vstar_multi_images.py``) turns each reply into the value it writes in the
+results file: :func:`reference_timestamps` (``answer_temporal``), :func:`reference_boxes`
+(``answer_spatial``) and :func:`reference_answer_text` (``answer_vqa``).
 
 ``official_*`` functions reproduce ``eval.py`` of V-STaR-Bench/V-STaR (commit 18a1c853): a time
 answer must be a list or tuple of exactly two ``int``/``float`` (a string is ``ast.literal_eval``-ed
@@ -20,143 +27,32 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from o3video.boxes import XYXY
-from o3video.evidence import parse_span
-
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
-_CLOCK = re.compile(r"(?<![\d.:])(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)(?![\d:])")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_SECOND_KEY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)?\s*", re.I)
-_BOX_KEYS = ("bbox_2d", "bbox", "box")
-_TIME_KEYS = ("timestamp", "time", "second", "t")
-
-
-def _real(value: Any) -> float | None:
-    """A finite float from a JSON number or a numeric string; ``None`` otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        x = float(value)
-    elif isinstance(value, str):
-        try:
-            x = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _clock_to_seconds(m: re.Match[str]) -> str:
-    hours = int(m.group(1)) if m.group(1) else 0
-    return f"{hours * 3600 + int(m.group(2)) * 60 + float(m.group(3)):g}"
+from o3video.readers import read_boxes_by_second, read_span
 
 
 def parse_time_answer(value: Any) -> tuple[float, float] | None:
-    """A ``(start_s, end_s)`` span from a model's When answer, or ``None`` (never raises).
-
-    Accepts ``[a, b]`` (numbers or numeric strings) and text: the first ``From <t>a</t>s to
-    <t>b</t>s``, else the first two numbers of the ``<answer>`` (or of the whole text) after
-    ``mm:ss`` / ``h:mm:ss`` became seconds. The span is returned as written (reversed spans
-    score 0 later).
+    """A ``(start_s, end_s)`` span from a model's When answer, or ``None`` (never raises):
+    :func:`o3video.readers.read_span`.
 
     >>> parse_time_answer([3, "7.5"]), parse_time_answer("between 0:12 and 0:20")
     ((3.0, 7.5), (12.0, 20.0))
-    >>> parse_time_answer("around 5 s") is None
-    True
     """
-    if isinstance(value, list | tuple):
-        if len(value) != 2:
-            return None
-        start, end = _real(value[0]), _real(value[1])
-        return None if start is None or end is None else (start, end)
-    if not isinstance(value, str):
-        return None
-    span = parse_span(value)
-    if span is not None:
-        return span
-    m = _ANSWER.search(value)
-    text = _CLOCK.sub(_clock_to_seconds, m.group(1) if m else value)
-    numbers = [float(x) for x in _NUMBER.findall(text)]
-    return (numbers[0], numbers[1]) if len(numbers) >= 2 else None
-
-
-def _load_json_text(text: str) -> Any:
-    m = _FENCE.search(text)
-    body = m.group(1) if m else text
-    candidates = [body.strip()]
-    start, end = body.find("{"), body.rfind("}")
-    if 0 <= start < end:
-        candidates.append(body[start : end + 1])
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            pass
-        try:  # single-quoted Python dicts, as some models write
-            return ast.literal_eval(candidate)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            pass
-    return None
-
-
-def _second(key: Any) -> float | None:
-    if isinstance(key, str):
-        m = _SECOND_KEY.fullmatch(key)
-        return float(m.group(1)) if m else None
-    return _real(key)
-
-
-def _boxes_of(value: Any, depth: int = 0) -> list[XYXY]:
-    """Every box in one second's value: ``[x1,y1,x2,y2]``, a list of them, bbox dicts."""
-    if depth > 3:
-        return []
-    if isinstance(value, dict):
-        inner = next((value[k] for k in _BOX_KEYS if k in value), None)
-        return [] if inner is None else _boxes_of(inner, depth + 1)
-    if not isinstance(value, list | tuple):
-        return []
-    if len(value) == 4 and not any(isinstance(v, list | tuple | dict) for v in value):
-        xs = [_real(v) for v in value]
-        if all(x is not None for x in xs):
-            return [(xs[0], xs[1], xs[2], xs[3])]  # type: ignore[list-item]
-        return []
-    return [box for v in value for box in _boxes_of(v, depth + 1)]
+    return read_span(value)
 
 
 def parse_box_answer(value: Any) -> dict[float, tuple[XYXY, ...]]:
-    """Boxes per second from a model's Where answer; ``{}`` when nothing parses (never raises).
-
-    ``value`` is the JSON text the model wrote or what a runner already decoded: a dict keyed
-    by seconds (``"3"``, ``"3.0"``, ``"3s"``, ``3``) or a list of ``{"timestamp": t,
-    "bbox_2d": [...]}`` entries. Boxes of one second from several places are merged.
+    """Boxes per second from a model's Where answer, ``{}`` when nothing parses (never
+    raises): :func:`o3video.readers.read_boxes_by_second`.
 
     >>> parse_box_answer({"3": {"bbox_2d": [0, 0, 2, 2]}, "4s": [[0, 0, 1, 1], [1, 1, 2, 2]]})
     {3.0: ((0.0, 0.0, 2.0, 2.0),), 4.0: ((0.0, 0.0, 1.0, 1.0), (1.0, 1.0, 2.0, 2.0))}
     """
-    if isinstance(value, str):
-        value = _load_json_text(value)
-    pairs: list[tuple[Any, Any]] = []
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list):
-        for entry in value:
-            if isinstance(entry, dict):
-                key = next((entry[k] for k in _TIME_KEYS if k in entry), None)
-                pairs.append((key, entry))
-    out: dict[float, list[XYXY]] = {}
-    for key, val in pairs:
-        t_s = _second(key)
-        boxes = _boxes_of(val) if t_s is not None else []
-        if boxes:
-            out.setdefault(t_s, []).extend(boxes)  # type: ignore[arg-type]
-    return {t_s: tuple(boxes) for t_s, boxes in out.items()}
+    return read_boxes_by_second(value)
 
 
 # --- the official script's behaviour ----------------------------------------------------------
@@ -228,3 +124,104 @@ def official_best_iou(gt: XYXY, pred: Any) -> float:
         return max(_official_box_iou(gt, p) for p in pred)
     except Exception:  # the official script swallows every error here (bare except) → 0
         return 0.0
+
+
+# --- the reference pipeline's writer ------------------------------------------------------
+# Open-o3 Video's eval/test/test_vstar_multi_images.py parses each reply before writing it:
+# the results file holds these values, which the official eval.py then scores.
+
+_REF_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_REF_CLOCK = re.compile(r"(\d+:\d+)")
+_REF_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+_REF_FENCED = re.compile(r"```json\s*\n(\[.*?\]|\{.*?\})\s*\n```", re.S)
+_REF_BARE = re.compile(r"(\[[\s\S]*\]|\{[\s\S]*\})", re.S)
+
+
+def reference_answer_text(reply: str) -> str:
+    """The reference's What answer (think mode): the first ``<answer>`` section, stripped,
+    else the whole reply as it is.
+
+    >>> reference_answer_text("<think>x</think><answer> a cat </answer>")
+    'a cat'
+    >>> reference_answer_text("<think>x</think> a cat")
+    '<think>x</think> a cat'
+    """
+    m = _REF_ANSWER.search(reply)
+    return m.group(1).strip() if m else reply
+
+
+def reference_timestamps(reply: str) -> list[float]:
+    """The reference's ``answer_temporal``: in the ``<answer>`` section (else the whole
+    reply), each ``m:ss`` becomes its seconds, then the numbers are found; exactly two give
+    ``[start, end]``, any other count ``[]``.
+
+    >>> reference_timestamps("<answer>From <t>2</t>s to <t>5.5</t>s</answer>")
+    [2.0, 5.5]
+    >>> reference_timestamps("<think>at <t>9</t>s</think>From 2 to 5")  # three numbers
+    []
+    >>> reference_timestamps("from 1:05 to 1:10")
+    [65.0, 70.0]
+    """
+    text = reference_answer_text(reply)
+    for clock in _REF_CLOCK.findall(text):
+        minutes, seconds = (int(x) for x in clock.split(":"))
+        text = text.replace(clock, f"<t>{minutes * 60 + seconds}</t>s")
+    numbers = _REF_NUMBER.findall(text)
+    return [float(numbers[0]), float(numbers[1])] if len(numbers) == 2 else []
+
+
+def _ref_close_brackets(text: str) -> str:
+    """The reference's ``fix_incomplete_json``: balance ``[]`` then ``{}`` by appending the
+    missing closers (or prepending the missing openers)."""
+    for open_, close in (("[", "]"), ("{", "}")):
+        n_open, n_close = text.count(open_), text.count(close)
+        if n_open > n_close:
+            text += close * (n_open - n_close)
+        elif n_close > n_open:
+            text = open_ * (n_close - n_open) + text
+    return text
+
+
+def reference_boxes(reply: str) -> dict[str, Any] | list[Any] | None:
+    """The reference's ``answer_spatial``: the boxes exactly as the reference writes them
+    (in the space the model wrote them; its unused ``denormalize_bbox`` never runs).
+
+    In the ``<answer>`` section (else the whole reply): the first ```json block holding a
+    list or an object, else the text from the first ``[``/``{`` to the last ``]``/``}``;
+    single quotes become double quotes; JSON-decoded. A list of objects is merged into one
+    object; another list becomes ``{str(pair[0]): pair[1]}``; an object is kept. JSON that
+    does not decode gets its brackets balanced and is decoded again (a list is then kept as
+    a list). ``None`` when nothing decodes.
+
+    >>> reference_boxes('<answer>{"3": [1, 2, 3, 4]}</answer>')
+    {'3': [1, 2, 3, 4]}
+    >>> reference_boxes("[[3, [1, 2, 3, 4]], [4.0, [2, 3, 4, 5]]]")
+    {'3': [1, 2, 3, 4], '4.0': [2, 3, 4, 5]}
+    >>> reference_boxes('[{"3": [1, 2, 3, 4]}, {"4": [2, 3, 4, 5]}]')
+    {'3': [1, 2, 3, 4], '4': [2, 3, 4, 5]}
+    >>> reference_boxes('{"3": [1, 2, 3, 4]'), reference_boxes("no boxes") is None  # no "}"
+    ([1, 2, 3, 4], True)
+    """
+    text = reference_answer_text(reply)
+    m = _REF_FENCED.search(text) or _REF_BARE.search(text)
+    if m is None:
+        return None
+    body = m.group(1).strip().replace("'", '"')
+    try:
+        value = json.loads(body)
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            merged: dict[str, Any] = {}
+            for v in value:
+                merged.update(v)
+            value = merged
+        if isinstance(value, list):
+            return {str(pair[0]): pair[1] for pair in value}
+        return dict(value) if isinstance(value, dict) else None
+    except Exception:  # the reference retries after any error (a bad pair too)
+        try:
+            value = json.loads(_ref_close_brackets(body))
+        except Exception:
+            return None
+        if isinstance(value, list | dict):
+            return value
+        return None

@@ -12,12 +12,25 @@ where the item has no What answer). Per chain k (SPEC §7):
   mAM and mLGM their means over the two chains; R1@{0.3,0.5,0.7} of tIoU, and the share of
   ground-truth boxes with IoU ≥ {0.1,0.3,0.5,0.7,0.9} (per item, then mean over items).
 
+Our runner's results file (:func:`o3video.eval.vstar.results_file`) is written as the reference
+pipeline writes it: ``answer_temporal*`` hold the parsed ``[start, end]`` (``[]`` when
+unparsable), ``answer_spatial*`` the parsed boxes by second in original pixels (or ``null``),
+the replies are kept in ``answer_temporal_pre``, ``answer_spatial_pre``, ``answer_spatial_pre_2``
+and ``answer_temporal_pre_2``, and each item records ``box_space`` (the space of the boxes in
+its replies) and ``input_shape`` (``[w, h]`` of the frames shown). An entry the loader rejected
+is kept with a ``dropped`` field saying why: it counts in the overall denominators
+(``n_dropped``), never silently leaves them.
+
 ``mode="official"`` reproduces V-STaR-Bench/V-STaR ``eval.py``: an item with an empty What
 answer is skipped entirely (out of every IoU mean) but still counts in the overall accuracy
 denominator (not in a domain's or duration's, which use the items scored); boxes are matched
 by ``str(timestamp)``; predicted boxes are never rescaled; the duration is
 ``round(frame_count / fps, 2)``; an undefined value (ln 0, an empty group) is ``None`` where the
-script would crash or print nan. ``mode="default"`` fixes these and says so in ``notes``.
+script would crash or print nan; a dropped entry (no answers) is skipped like an item without a
+What answer. ``mode="default"`` fixes these and says so in ``notes``: it reads the replies
+(the ``*_pre`` fields when the file has them) with :mod:`o3video.readers`, in the box space and
+frame size each item records (else the config's), and counts a dropped entry as zero in every
+overall mean. A results file may lack ``temporal_question`` and ``spatial_question*``.
 
 >>> cfg = ScoreConfig(mode="default")
 >>> cfg.box_space
@@ -33,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from o3video.boxes import XYXY, convert_xyxy, interval_iou, iou
+from o3video.boxes import WH, XYXY, convert_xyxy, interval_iou, iou
 from o3video.data.load import read_json
 from o3video.data.vstar import VStarItem, item_from_dict
 from o3video.errors import BoxSpaceError, DataError
@@ -55,6 +68,14 @@ ANSWER_KEYS = (
     "answer_spatial_2",
     "answer_temporal_2",
 )
+REPLY_KEYS = {
+    "answer_temporal": "answer_temporal_pre",
+    "answer_spatial": "answer_spatial_pre",
+    "answer_spatial_2": "answer_spatial_pre_2",
+    "answer_temporal_2": "answer_temporal_pre_2",
+}
+"""Answer field → the field keeping the reply it was parsed from (the reference's names)."""
+ANSWER_SPACES: tuple[AnswerSpace, ...] = ("source_px", "frame_px", "rel1000")
 R1_THRESHOLDS = (0.3, 0.5, 0.7)
 VIOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 LGM_EPS = 1e-9  # default mode: ln(1 − x) with x clamped to ≤ 1 − 1e-9
@@ -109,10 +130,13 @@ class GroupScores:
     lgm: tuple[float | None, float | None]
     mam: float | None
     mlgm: float | None
+    n_dropped: int = 0
+    """Entries of the file rejected at load, in ``n`` (none of them scored)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready dict: ``acc, tiou_1, tiou_2, viou_1, …, mlgm``."""
-        out: dict[str, Any] = {"n": self.n, "n_scored": self.n_scored, "acc": self.acc}
+        out: dict[str, Any] = {"n": self.n, "n_scored": self.n_scored}
+        out.update(n_dropped=self.n_dropped, acc=self.acc)
         out["mean_rating"] = self.mean_rating
         for k in (0, 1):
             out[f"tiou_{k + 1}"], out[f"viou_{k + 1}"] = self.tiou[k], self.viou[k]
@@ -159,22 +183,54 @@ def _frame_wh(item: VStarItem, cfg: ScoreConfig) -> tuple[int, int]:
     return (w, h)
 
 
-def _default_viou(item: VStarItem, answer: Any, cfg: ScoreConfig) -> list[float]:
+@dataclass(frozen=True)
+class BoxFrame:
+    """The space a reply's boxes are in, and the size of the frames they were drawn on."""
+
+    space: AnswerSpace
+    frame_wh: WH | None
+
+
+def box_frame(raw: dict[str, Any], item: VStarItem, cfg: ScoreConfig, where: str) -> BoxFrame:
+    """The item's own ``box_space`` and ``input_shape`` when it records them, else the
+    config's space and the frame size its budget gives (:class:`DataError` for a bad one)."""
+    space = raw.get("box_space", cfg.box_space)
+    if space not in ANSWER_SPACES:
+        msg = f"{where}, box_space: expected one of {', '.join(ANSWER_SPACES)}, got {space!r:.40}"
+        raise DataError(msg, path=where.split(":")[0], index=item.index, field="box_space")
+    shape = raw.get("input_shape")
+    if shape is None:
+        return BoxFrame(space, _frame_wh(item, cfg) if space == "frame_px" else None)
+    ok = isinstance(shape, list | tuple) and len(shape) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in shape)
+    if not ok or not all(math.isfinite(v) and v > 0 for v in shape):
+        msg = f"{where}, input_shape: expected [width, height] > 0, got {shape!r:.40}"
+        raise DataError(msg, path=where.split(":")[0], index=item.index, field="input_shape")
+    return BoxFrame(space, (int(shape[0]), int(shape[1])))
+
+
+def _default_viou(item: VStarItem, answer: Any, frame: BoxFrame) -> list[float]:
     """Per ground-truth box: best IoU of the boxes predicted for its second (0 if none)."""
     pred = parse_box_answer(answer)
-    frame_wh = _frame_wh(item, cfg) if cfg.box_space == "frame_px" else None
     ious = []
     for gt in item.boxes:
         boxes: Sequence[XYXY] = pred.get(float(gt.timestamp_s), ())
-        if cfg.box_space != "source_px":
+        if frame.space != "source_px":
             boxes = [
                 convert_xyxy(
-                    b, cfg.box_space, "source_px", source_wh=item.frame_wh, frame_wh=frame_wh
+                    b, frame.space, "source_px", source_wh=item.frame_wh, frame_wh=frame.frame_wh
                 )
                 for b in boxes
             ]
         ious.append(max((iou(gt.xyxy, b) for b in boxes), default=0.0))
     return ious
+
+
+def _reply(raw: dict[str, Any], key: str) -> Any:
+    """What default mode reads for an answer field: the reply kept in its ``*_pre`` field
+    when the file has it, else the field itself (text or parsed)."""
+    reply = raw.get(REPLY_KEYS[key])
+    return reply if isinstance(reply, str) else raw.get(key)
 
 
 def _official_viou(raw: dict[str, Any], item: VStarItem, answer: Any) -> list[float]:
@@ -189,10 +245,16 @@ def _official_viou(raw: dict[str, Any], item: VStarItem, answer: Any) -> list[fl
 
 
 def score_item(
-    raw: dict[str, Any], item: VStarItem, rating: int | None, cfg: ScoreConfig
+    raw: dict[str, Any],
+    item: VStarItem,
+    rating: int | None,
+    cfg: ScoreConfig,
+    *,
+    where: str = "<results>",
 ) -> ItemScore:
     """Score one item (SPEC §7) from its raw record (the five answers) and What rating."""
     official = cfg.mode == "official"
+    frame = None if official else box_frame(raw, item, cfg, f"{where}: record {item.index}")
     tious, vious, ats = [], [], []
     for t_key, s_key in (
         ("answer_temporal", "answer_spatial"),
@@ -202,9 +264,10 @@ def score_item(
             tious.append(official_temporal_iou(item.span_s, official_time_answer(raw.get(t_key))))
             per_box = _official_viou(raw, item, raw.get(s_key))
         else:
-            span = parse_time_answer(raw.get(t_key))
+            assert frame is not None
+            span = parse_time_answer(_reply(raw, t_key))
             tious.append(0.0 if span is None else interval_iou(item.span_s, span))
-            per_box = _default_viou(item, raw.get(s_key), cfg)
+            per_box = _default_viou(item, _reply(raw, s_key), frame)
         vious.append(sum(per_box) / len(per_box))
         ats.append(tuple(sum(v >= t for v in per_box) / len(per_box) for t in VIOU_THRESHOLDS))
     duration_s = round(item.duration_s, 2) if official else item.duration_s
@@ -239,12 +302,23 @@ def _lgm(values: Sequence[float | None], official: bool, notes: set[str]) -> flo
 
 
 def aggregate(
-    items: Sequence[ItemScore], cfg: ScoreConfig, notes: set[str], *, denominator: int | None = None
+    items: Sequence[ItemScore],
+    cfg: ScoreConfig,
+    notes: set[str],
+    *,
+    denominator: int | None = None,
+    dropped: int = 0,
 ) -> GroupScores:
     """Scores of ``items`` (SPEC §7). ``denominator``: the accuracy denominator (official overall
-    uses every item of the file; groups use the items scored)."""
+    uses every item of the file; groups use the items scored). ``dropped`` entries of the file
+    (rejected at load, no answers) are in ``denominator`` and, in default mode, count as zero
+    in every mean."""
     official = cfg.mode == "official"
     scored = [s for s in items if s.scored]
+    if dropped and not official:
+        zeros = ((0.0,) * len(VIOU_THRESHOLDS),) * 2
+        zero = ItemScore(-1, "", "", True, None, False, (0.0, 0.0), (0.0, 0.0), zeros)
+        scored += [zero] * dropped
     den = denominator if denominator is not None else len(scored)
     acc = sum(s.correct for s in scored) / den if den else None
     ratings = [max(s.rating, 0) for s in scored if s.rating is not None]  # -1 counts as 0
@@ -259,8 +333,9 @@ def aggregate(
         chains.append((tiou, viou, r1, at, am, _lgm(parts, official, notes)))
     (t1, v1, r1_1, a1, am1, l1), (t2, v2, r1_2, a2, am2, l2) = chains
     return GroupScores(
-        n=len(items),
+        n=len(items) + dropped,
         n_scored=len(scored),
+        n_dropped=dropped,
         acc=acc,
         mean_rating=_mean(ratings),
         tiou=(t1, t2),
@@ -274,11 +349,18 @@ def aggregate(
     )
 
 
+def _dropped(raw: Any) -> str | None:
+    """Why an entry was rejected at load (its ``dropped`` field), ``None`` for an item."""
+    if isinstance(raw, dict) and "dropped" in raw:
+        return str(raw["dropped"])
+    return None
+
+
 def _check(raw: Any, index: int, path: str) -> VStarItem:
     if not isinstance(raw, dict) or not any(k in raw for k in ANSWER_KEYS):
         msg = f"{path}: record {index} has none of {', '.join(ANSWER_KEYS)}: not a results file?"
         raise DataError(msg, path=path, index=index)
-    item, issues = item_from_dict(raw, index)
+    item, issues = item_from_dict(raw, index, for_scoring=True)
     if item is None:
         first = next(i for i in issues if i.severity == "error")
         raise DataError(f"{path}: {first}", path=path, index=index, field=first.field)
@@ -294,6 +376,11 @@ def _check_rating(rating: Any, raw: dict[str, Any], index: int, path: str) -> in
             path=path,
             index=index,
         )
+    if _dropped(raw) is not None:
+        if rating is not None:
+            msg = f"{path}: rating {index} is {rating!r} but entry {index} was dropped at load"
+            raise DataError(msg, path=path, index=index)
+        return None
     if (rating is None) == bool(raw.get("answer_vqa")):
         has = "has" if raw.get("answer_vqa") else "has no"
         msg = f"{path}: rating {index} is {rating!r} but item {index} {has} What answer"
@@ -315,13 +402,19 @@ def score_vstar(
     if len(ratings) != len(records):
         msg = f"{ratings_path}: {len(ratings)} ratings for {len(records)} results in {results_path}"
         raise DataError(msg, path=ratings_path)
-    items = []
+    items, dropped = [], []
     for i, raw in enumerate(records):
+        rating = _check_rating(ratings[i], raw, i, ratings_path)
+        if _dropped(raw) is not None:
+            dropped.append(i)
+            continue
         item = _check(raw, i, results_path)
-        items.append(score_item(raw, item, _check_rating(ratings[i], raw, i, ratings_path), cfg))
+        items.append(score_item(raw, item, rating, cfg, where=results_path))
     notes: set[str] = set()
     official = cfg.mode == "official"
-    overall = aggregate(items, cfg, notes, denominator=len(items))
+    overall = aggregate(
+        items, cfg, notes, denominator=len(items) + len(dropped), dropped=len(dropped)
+    )
 
     def groups(key: str) -> dict[str, GroupScores]:
         names = sorted({getattr(s, key) for s in items})
@@ -330,12 +423,20 @@ def score_vstar(
     skipped = sum(not s.scored for s in items)
     if official and skipped:
         notes.add(f"{skipped} item(s) without a What answer left out of every IoU mean (official)")
+    if dropped:
+        counted = "in the What denominator" if official else "as zero in every overall mean"
+        notes.add(
+            f"{len(dropped)} entry(ies) dropped at load (first: record {dropped[0]}: "
+            f"{_dropped(records[dropped[0]])}) counted {counted}, not in any group"
+        )
     if not official:
+        own = any(isinstance(r, dict) and "box_space" in r for r in records)
+        space = "each item's recorded box_space" if own else cfg.box_space
         notes |= {
             "default mode: seconds matched as numbers ('3.0' is second 3)",
             "default mode: items without a What answer kept in every mean (What counted wrong)",
-            f"default mode: predicted boxes read in {cfg.box_space}, mapped to original pixels",
-            "default mode: durations not rounded; time answers parsed from text",
+            f"default mode: predicted boxes read in {space}, mapped to original pixels",
+            "default mode: durations not rounded; replies (*_pre) read by o3video.readers",
         }
     return VStarScores(
         mode=cfg.mode,

@@ -1,8 +1,12 @@
 """Answer reward r_acc (SPEC §5): how right the ``<answer>`` is, by task.
 
 - **MCQ** (``General video QA MCQ``): 1.0 when the answer's option letter equals
-  ``answer_letter``; ``X``, ``X.``, ``(X)``, ``[X]`` and "The answer is X" are read by
-  :func:`o3video.voting.normalize_answer`.
+  ``answer_letter``. The letter is read by :func:`o3video.readers.read_letter`, the reader
+  of the MCQ metric (:mod:`o3video.eval.mcq`), so reward and metric agree on every answer:
+  a hedged answer ("The answer is A, or maybe the answer is C.") is ambiguous and earns 0,
+  a lowercase ``c`` is C. The optional ``options`` column (the option texts, or their
+  number) bounds the letters and lets an answer name an option by its text, as the metric
+  does; without it any letter A–Z is read.
 - **Free-form** (general and spatio-temporal): the mean of the ROUGE-1, ROUGE-2 and ROUGE-L
   F1 scores against ``answer`` (stemming on), clipped to ``[0, 1]``.
 - **Numerical** free-form: when ``answer`` is a number as a whole (``"3"``, ``"-2.5"``,
@@ -11,13 +15,13 @@
   digits — number words are not read). The reference lost this branch.
 - **Temporal grounding**: tIoU of the answer's ``From <t>s</t>s to <t>e</t>s`` with
   ``answer_span_s`` (0 when end < start).
-- **Temporal MCQ**: the mean of the letter score (the letter after ``Correct Option:``;
-  0 without that marker) and the tIoU, so each half is worth 0.5.
+- **Temporal MCQ**: the mean of the letter score (the letter read, as for MCQ, from the text
+  after ``Correct Option:``; 0 without that marker) and the tIoU, so each half is worth 0.5.
 - **Visual QA** (spatial grounding): IoU of the first valid box of the answer with
   ``answer_box``; both in the model's box space, clamped to it.
 - **V-STaR protocol** (the evaluation's five prompt forms on training items, by
   ``generation``): What as free-form; When the tIoU of the span the evaluation reads
-  (:func:`o3video.eval.vstar_parse.parse_time_answer`) with ``answer_span_s``; Where the
+  (:func:`o3video.readers.read_span`) with ``answer_span_s``; Where the
   evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
   ``key_boxes``) the best IoU of the boxes answered for that second, 0 when none, averaged.
 
@@ -40,10 +44,9 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
-from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
 from o3video.evidence import parse_span, parse_trace
+from o3video.readers import Options, read_boxes_by_second, read_letter, read_span
 from o3video.rewards.base import RewardKind, as_seconds, box_extent, score_items, to_box
-from o3video.voting import normalize_answer
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +100,29 @@ def relative_accuracy(pred: float, gt: float) -> float:
     return max(0.0, 1.0 - abs(pred - gt) / abs(gt))
 
 
-def letter_score(answer: str, gt_letter: object) -> float:
-    """1.0 when the option letter of ``answer`` is ``gt_letter``."""
+def _options(value: object) -> Options:
+    """The ``options`` column as :func:`~o3video.readers.read_letter` takes it; ``None``
+    when absent. A malformed value raises (the item then scores 0, as every bad column)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"options must be a list of option texts or a count, got {value!r:.60}")
+
+
+def letter_score(answer: str, gt_letter: object, options: Options = None) -> float:
+    """1.0 when the option letter of ``answer`` (:func:`~o3video.readers.read_letter`) is
+    ``gt_letter``.
+
+    >>> letter_score("The answer is A, or maybe the answer is C.", "A"), letter_score("c", "C")
+    (0.0, 1.0)
+    """
     if not isinstance(gt_letter, str):
         return 0.0
-    gt = normalize_answer(gt_letter, "mcq")
-    return 1.0 if gt is not None and normalize_answer(answer, "mcq") == gt else 0.0
+    gt = read_letter(gt_letter, options)
+    return 1.0 if gt is not None and read_letter(answer, options) == gt else 0.0
 
 
 def span_score(
@@ -164,7 +184,7 @@ def vstar_box_score(
         return 0.0
     if not times or len(times) != len(boxes):
         return 0.0
-    predicted = parse_box_answer(answer)
+    predicted = read_boxes_by_second(answer)
     scores = []
     for t, named in zip(times, boxes, strict=True):
         gt_boxes = [b for bs in named.values() for b in bs] if isinstance(named, dict) else []
@@ -182,7 +202,7 @@ def _vstar(answer: str, get: Callable[[str], Any]) -> float:
         return free_form_score(answer, get("answer"))
     if generation in ("when_1", "when_2"):
         # The span as the evaluation reads it (any form it accepts, e.g. "2 - 4").
-        return span_score(answer, get("answer_span_s"), parse_time_answer)
+        return span_score(answer, get("answer_span_s"), read_span)
     if generation in ("where_1", "where_2"):
         return vstar_box_score(answer, get("key_times_s"), get("key_boxes"), box_extent(get))
     return 0.0
@@ -193,14 +213,15 @@ def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
     if answer is None:
         return 0.0
     if kind == "mcq":
-        return letter_score(answer, get("answer_letter"))
+        return letter_score(answer, get("answer_letter"), _options(get("options")))
     if kind in ("free_form", "spatio_temporal"):
         return free_form_score(answer, get("answer"))
     if kind == "temporal":
         return span_score(answer, get("answer_span_s"))
     if kind == "temporal_mcq":
         m = _CORRECT_OPTION.search(answer)
-        letter = letter_score(answer[m.end() :], get("answer_letter")) if m else 0.0
+        options = _options(get("options"))
+        letter = letter_score(answer[m.end() :], get("answer_letter"), options) if m else 0.0
         return (letter + span_score(answer, get("answer_span_s"))) / 2
     if kind == "vstar":
         return _vstar(answer, get)
