@@ -337,3 +337,19 @@ def test_cli_runs_a_model_without_card_under_the_reference_protocol(
     assert "- protocol: reference," in (out / "report.md").read_text()
     # The same folder under another protocol is another run: it refuses to resume.
     assert main([*argv, "--limit", "1", "--max-new-tokens", "2", "--protocol", "o3video"]) == 1
+
+
+def test_a_perfect_run_under_the_reference_protocol_scores_one_officially(
+    synth: SynthResult, tmp_path: Path
+) -> None:
+    data = synth.out_dir / "vstar.json"
+    items = load_items(data, synth.out_dir)[:2]
+    oracle = Oracle(items, QWEN25)
+    run_vstar(oracle, QWEN25, data, tmp_path, limit=2, protocol="reference")
+    assert json.loads((tmp_path / "run.json").read_text())["settings"]["protocol"] == "reference"
+    official = finish(
+        tmp_path, items, ExactMatchJudge(), score_config_for(QWEN25, VideoSettings(), "official")
+    )
+    o = official.scores.overall
+    assert o.acc == 1.0 and o.tiou == (1.0, 1.0)
+    assert o.viou[0] == pytest.approx(1.0, abs=0.02) and o.viou[1] == pytest.approx(1.0, abs=0.02)

@@ -195,3 +195,21 @@ def test_vstar_score_needs_no_question_fields(synth: SynthResult, tmp_path: Path
     for mode in ("official", "default"):
         c = ScoreConfig(mode=mode)  # type: ignore[arg-type]
         assert score_vstar(bare, ratings, c).to_dict() == score_vstar(results, ratings, c).to_dict()
+
+
+def test_reference_protocol_keeps_boxes_as_written() -> None:
+    """The reference pipeline never rescaled boxes written on its 644x364 images: under the
+    reference protocol the file holds them as written (what the official script then scores);
+    under o3video they are mapped to the original 640x360 pixels."""
+    raw = raw_item("v")
+    item, _ = item_from_dict(raw, 0)
+    assert item is not None
+    replies = dict(CASES[0][0])
+    replies["where_1"] = tagged('{"2": [644, 364, 322, 182]}')
+    kept = result_entry(raw, replies, item, "frame_px", (644, 364), to_source=False)
+    mapped = result_entry(raw, replies, item, "frame_px", (644, 364))
+    assert kept["answer_spatial"] == {"2": [644, 364, 322, 182]}
+    assert mapped["answer_spatial"] == {"2": [640.0, 360.0, 320.0, 180.0]}
+    # The default mode reads the replies in their space either way.
+    assert kept["answer_spatial_pre"] == mapped["answer_spatial_pre"]
+    assert (kept["box_space"], kept["input_shape"]) == ("frame_px", [644, 364])
