@@ -10,7 +10,7 @@ import pytest
 from o3video.eval.benchmarks import BenchItem
 from o3video.eval.mcq import score_mcq
 from o3video.eval.vstar import answer_part as vstar_answer_part
-from o3video.readers import answer_part, read_boxes_by_second, read_letter, read_span
+from o3video.protocols.readers import answer_part, read_boxes_by_second, read_letter, read_span
 from o3video.rewards.answer import answer_reward
 
 OPTIONS = ("a red ball", "a blue cube", "a green cone", "a dog")

@@ -37,7 +37,7 @@ from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 from o3video.data.load import json_entries
 from o3video.errors import DataError
-from o3video.readers import answer_part
+from o3video.protocols.readers import answer_part
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +250,9 @@ class Fields:
 
 
 def answer_text(text: str) -> str:
-    """The part of a model's output that answers (:func:`o3video.readers.answer_part`): its
-    ``<answer>`` section when it has one, else the text without its ``<think>``; stripped.
+    """The part of a model's output that answers
+    (:func:`o3video.protocols.readers.answer_part`): its ``<answer>`` section when it has one,
+    else the text without its ``<think>``; stripped.
 
     >>> answer_text("<think>A or B?</think><answer> B </answer>"), answer_text("<think>x</think>C")
     ('B', 'C')

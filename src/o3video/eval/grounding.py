@@ -1,9 +1,11 @@
 """Temporal grounding benchmarks (SPEC §7): Charades-STA and TVGBench — loaders, the question,
 reading the predicted span, and mIoU with R1@{0.3, 0.5, 0.7}.
 
-The span is read by :func:`o3video.readers.read_span` (``From <t>a</t>s to <t>b</t>s``, else
+The span is read by :func:`o3video.protocols.readers.read_span`
+(``From <t>a</t>s to <t>b</t>s``, else
 the first two numbers, ``mm:ss`` understood) from the answer part only
-(:func:`o3video.readers.answer_part`: the ``<answer>`` section, else the text without its
+(:func:`o3video.protocols.readers.answer_part`: the ``<answer>`` section, else the text
+without its
 ``<think>``), so times quoted while reasoning are not taken for the answer. The
 IoU is :func:`o3video.boxes.interval_iou`: a reversed span (end < start) scores 0 and is
 counted as ``reversed``; no span scores 0 and is counted as ``unparsable``. R1@m is the share
@@ -35,7 +37,7 @@ from o3video.eval.benchmarks import (
     register,
     video_folder,
 )
-from o3video.readers import read_span
+from o3video.protocols.readers import read_span
 
 R1_THRESHOLDS = (0.3, 0.5, 0.7)
 GROUNDING_TEMPLATE = (

@@ -1,8 +1,9 @@
 """Multiple-choice video benchmarks (SPEC §7): VideoMME, WorldSense, VideoMMMU (with its open
 questions), MVBench and STAR — loaders from the public files, prompts, answer reading, scores.
 
-Reading an answer (:func:`extract_letter`): :func:`o3video.readers.read_letter_why`, the
-reader the MCQ reward uses too (its rules are in :mod:`o3video.readers`): the answer part of
+Reading an answer (:func:`extract_letter`): :func:`o3video.protocols.readers.read_letter_why`, the
+reader the MCQ reward uses too (its rules are in :mod:`o3video.protocols.readers`): the answer
+part of
 the reply (its ``<answer>`` section, else the text without its ``<think>``), then the whole
 answer as a letter, a leading letter, an option's exact text, "the answer is X" (several
 letters named → ambiguous), "option X". A letter outside the options (``E`` of four) is no
@@ -36,7 +37,7 @@ from o3video.eval.benchmarks import (
     answer_text,
     missing_ids,
 )
-from o3video.readers import normalize_text, read_letter_why
+from o3video.protocols.readers import normalize_text, read_letter_why
 
 MCQ_INSTRUCTION = "Answer with the option's letter from the given choices."
 OPEN_INSTRUCTION = "Answer with the final value or a short phrase only."
@@ -86,7 +87,7 @@ def read_letter(
     text: str, n_options: int, options: Sequence[str] = ()
 ) -> tuple[str | None, str | None]:
     """``(letter, None)`` or ``(None, problem)``: ``empty_answer``, ``letter_out_of_range``,
-    ``ambiguous`` or ``no_letter`` (:func:`o3video.readers.read_letter_why`).
+    ``ambiguous`` or ``no_letter`` (:func:`o3video.protocols.readers.read_letter_why`).
 
     >>> read_letter("The answer is A, or maybe the answer is C.", 4)
     (None, 'ambiguous')

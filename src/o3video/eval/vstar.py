@@ -17,7 +17,8 @@ when_2    ``answer_temporal_2`` the temporal question, given the ground-truth bo
 Boxes shown to the model and asked from it are in the model family's box space (resized-frame
 pixels for Qwen2.5-VL, 0–1000 for Qwen3-VL); scoring maps predicted boxes back to the original
 frame (``ScoreConfig(box_space=...)``), which the official script never did. A reply is read by
-:func:`answer_part` (:func:`o3video.readers.answer_part`: the ``<answer>`` section, else the
+:func:`answer_part` (:func:`o3video.protocols.readers.answer_part`: the ``<answer>`` section,
+else the
 reply without its ``<think>``). ``results.json`` is written as the reference pipeline writes it
 (:func:`results_file`): parsed values in the answer fields, the replies in ``*_pre`` fields, so
 that the official scorer and ``o3video eval vstar-score`` (either mode) score it as the run did.
@@ -73,6 +74,7 @@ from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend, Request, SamplingParams
 from o3video.models.card import VideoSettings
 from o3video.protocols import ProtocolName, check_protocol
+from o3video.protocols.readers import answer_part
 from o3video.protocols.render import to_messages
 from o3video.protocols.show import Rendered, render_request
 from o3video.protocols.vstar import (
@@ -82,7 +84,6 @@ from o3video.protocols.vstar import (
     video_settings_for,
     vstar_prompts,
 )
-from o3video.readers import answer_part
 from o3video.video import Clip, smart_resize
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ by ``str(timestamp)``; predicted boxes are never rescaled; the duration is
 ``round(frame_count / fps, 2)``; an undefined value (ln 0, an empty group) is ``None`` where the
 script would crash or print nan; a dropped entry (no answers) is skipped like an item without a
 What answer. ``mode="default"`` fixes these and says so in ``notes``: it reads the replies
-(the ``*_pre`` fields when the file has them) with :mod:`o3video.readers`, in the box space and
+(the ``*_pre`` fields when the file has them) with :mod:`o3video.protocols.readers`, in the box
+space and
 frame size each item records (else the config's), and counts a dropped entry as zero in every
 overall mean. A results file may lack ``temporal_question`` and ``spatial_question*``.
 
@@ -436,7 +437,8 @@ def score_vstar(
             "default mode: seconds matched as numbers ('3.0' is second 3)",
             "default mode: items without a What answer kept in every mean (What counted wrong)",
             f"default mode: predicted boxes read in {space}, mapped to original pixels",
-            "default mode: durations not rounded; replies (*_pre) read by o3video.readers",
+            "default mode: durations not rounded; replies (*_pre) read by "
+            "o3video.protocols.readers",
         }
     return VStarScores(
         mode=cfg.mode,

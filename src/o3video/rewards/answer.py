@@ -1,7 +1,7 @@
 """Answer reward r_acc (SPEC §5): how right the ``<answer>`` is, by task.
 
 - **MCQ** (``General video QA MCQ``): 1.0 when the answer's option letter equals
-  ``answer_letter``. The letter is read by :func:`o3video.readers.read_letter`, the reader
+  ``answer_letter``. The letter is read by :func:`o3video.protocols.readers.read_letter`, the reader
   of the MCQ metric (:mod:`o3video.eval.mcq`), so reward and metric agree on every answer:
   a hedged answer ("The answer is A, or maybe the answer is C.") is ambiguous and earns 0,
   a lowercase ``c`` is C. The optional ``options`` column (the option texts, or their
@@ -21,7 +21,7 @@
   ``answer_box``; both in the model's box space, clamped to it.
 - **V-STaR protocol** (the evaluation's five prompt forms on training items, by
   ``generation``): What as free-form; When the tIoU of the span the evaluation reads
-  (:func:`o3video.readers.read_span`) with ``answer_span_s``; Where the
+  (:func:`o3video.protocols.readers.read_span`) with ``answer_span_s``; Where the
   evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
   ``key_boxes``) the best IoU of the boxes answered for that second, 0 when none, averaged.
 
@@ -45,7 +45,7 @@ from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
 from o3video.evidence import parse_span, parse_trace
-from o3video.readers import Options, read_boxes_by_second, read_letter, read_span
+from o3video.protocols.readers import Options, read_boxes_by_second, read_letter, read_span
 from o3video.rewards.base import RewardKind, as_seconds, box_extent, score_items, to_box
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def relative_accuracy(pred: float, gt: float) -> float:
 
 
 def _options(value: object) -> Options:
-    """The ``options`` column as :func:`~o3video.readers.read_letter` takes it; ``None``
+    """The ``options`` column as :func:`~o3video.protocols.readers.read_letter` takes it; ``None``
     when absent. A malformed value raises (the item then scores 0, as every bad column)."""
     if value is None:
         return None
@@ -113,7 +113,7 @@ def _options(value: object) -> Options:
 
 
 def letter_score(answer: str, gt_letter: object, options: Options = None) -> float:
-    """1.0 when the option letter of ``answer`` (:func:`~o3video.readers.read_letter`) is
+    """1.0 when the option letter of ``answer`` (:func:`~o3video.protocols.readers.read_letter`) is
     ``gt_letter``.
 
     >>> letter_score("The answer is A, or maybe the answer is C.", "A"), letter_score("c", "C")

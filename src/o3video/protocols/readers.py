@@ -313,3 +313,104 @@ def read_boxes_by_second(value: Any) -> dict[float, tuple[XYXY, ...]]:
         if t_s is not None and boxes:
             out.setdefault(t_s, []).extend(boxes)
     return {t_s: tuple(boxes) for t_s, boxes in out.items()}
+
+
+# --- the reference protocol's readers: the reference pipeline's writer -----------------
+# Open-o3 Video's eval/test/test_vstar_multi_images.py parses each reply before writing it:
+# the results file holds these values, which the official eval.py then scores.
+
+_REF_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_REF_CLOCK = re.compile(r"(\d+:\d+)")
+_REF_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+_REF_FENCED = re.compile(r"```json\s*\n(\[.*?\]|\{.*?\})\s*\n```", re.S)
+_REF_BARE = re.compile(r"(\[[\s\S]*\]|\{[\s\S]*\})", re.S)
+
+
+def reference_answer_text(reply: str) -> str:
+    """The reference's What answer (think mode): the first ``<answer>`` section, stripped,
+    else the whole reply as it is.
+
+    >>> reference_answer_text("<think>x</think><answer> a cat </answer>")
+    'a cat'
+    >>> reference_answer_text("<think>x</think> a cat")
+    '<think>x</think> a cat'
+    """
+    m = _REF_ANSWER.search(reply)
+    return m.group(1).strip() if m else reply
+
+
+def reference_timestamps(reply: str) -> list[float]:
+    """The reference's ``answer_temporal``: in the ``<answer>`` section (else the whole
+    reply), each ``m:ss`` becomes its seconds, then the numbers are found; exactly two give
+    ``[start, end]``, any other count ``[]``.
+
+    >>> reference_timestamps("<answer>From <t>2</t>s to <t>5.5</t>s</answer>")
+    [2.0, 5.5]
+    >>> reference_timestamps("<think>at <t>9</t>s</think>From 2 to 5")  # three numbers
+    []
+    >>> reference_timestamps("from 1:05 to 1:10")
+    [65.0, 70.0]
+    """
+    text = reference_answer_text(reply)
+    for clock in _REF_CLOCK.findall(text):
+        minutes, seconds = (int(x) for x in clock.split(":"))
+        text = text.replace(clock, f"<t>{minutes * 60 + seconds}</t>s")
+    numbers = _REF_NUMBER.findall(text)
+    return [float(numbers[0]), float(numbers[1])] if len(numbers) == 2 else []
+
+
+def _ref_close_brackets(text: str) -> str:
+    """The reference's ``fix_incomplete_json``: balance ``[]`` then ``{}`` by appending the
+    missing closers (or prepending the missing openers)."""
+    for open_, close in (("[", "]"), ("{", "}")):
+        n_open, n_close = text.count(open_), text.count(close)
+        if n_open > n_close:
+            text += close * (n_open - n_close)
+        elif n_close > n_open:
+            text = open_ * (n_close - n_open) + text
+    return text
+
+
+def reference_boxes(reply: str) -> dict[str, Any] | list[Any] | None:
+    """The reference's ``answer_spatial``: the boxes exactly as the reference writes them
+    (in the space the model wrote them; its unused ``denormalize_bbox`` never runs).
+
+    In the ``<answer>`` section (else the whole reply): the first ```json block holding a
+    list or an object, else the text from the first ``[``/``{`` to the last ``]``/``}``;
+    single quotes become double quotes; JSON-decoded. A list of objects is merged into one
+    object; another list becomes ``{str(pair[0]): pair[1]}``; an object is kept. JSON that
+    does not decode gets its brackets balanced and is decoded again (a list is then kept as
+    a list). ``None`` when nothing decodes.
+
+    >>> reference_boxes('<answer>{"3": [1, 2, 3, 4]}</answer>')
+    {'3': [1, 2, 3, 4]}
+    >>> reference_boxes("[[3, [1, 2, 3, 4]], [4.0, [2, 3, 4, 5]]]")
+    {'3': [1, 2, 3, 4], '4.0': [2, 3, 4, 5]}
+    >>> reference_boxes('[{"3": [1, 2, 3, 4]}, {"4": [2, 3, 4, 5]}]')
+    {'3': [1, 2, 3, 4], '4': [2, 3, 4, 5]}
+    >>> reference_boxes('{"3": [1, 2, 3, 4]'), reference_boxes("no boxes") is None  # no "}"
+    ([1, 2, 3, 4], True)
+    """
+    text = reference_answer_text(reply)
+    m = _REF_FENCED.search(text) or _REF_BARE.search(text)
+    if m is None:
+        return None
+    body = m.group(1).strip().replace("'", '"')
+    try:
+        value = json.loads(body)
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            merged: dict[str, Any] = {}
+            for v in value:
+                merged.update(v)
+            value = merged
+        if isinstance(value, list):
+            return {str(pair[0]): pair[1] for pair in value}
+        return dict(value) if isinstance(value, dict) else None
+    except Exception:  # the reference retries after any error (a bad pair too)
+        try:
+            value = json.loads(_ref_close_brackets(body))
+        except Exception:
+            return None
+        if isinstance(value, list | dict):
+            return value
+        return None
