@@ -85,3 +85,21 @@ def encode_audio_only(path: Path, seconds: float = 0.5) -> None:
             frame.sample_rate, frame.pts = 44100, k * 1024
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def png_bomb(path: Path, frames: int = 2, side: int = 16000) -> Path:
+    """A ``.mov`` of ``frames`` PNG frames of ``side`` × ``side`` pixels, one bit each (all
+    black): tens of KB on disk, ``side² · 3`` bytes (768 MB at 16000) each decoded to RGB."""
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = side, side, "monob"
+        for i in range(frames):
+            frame = av.VideoFrame(side, side, "monob")
+            plane = frame.planes[0]
+            plane.update(bytes(plane.buffer_size))
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
