@@ -27,6 +27,7 @@ from typing import Any
 
 from o3video.boxes import XYXY
 from o3video.evidence import parse_span
+from o3video.safejson import check_depth
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _CLOCK = re.compile(r"(?<![\d.:])(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)(?![\d:])")
@@ -95,6 +96,10 @@ def _load_json_text(text: str) -> Any:
     if 0 <= start < end:
         candidates.append(body[start : end + 1])
     for candidate in candidates:
+        try:
+            check_depth(candidate)  # json.loads recurses: 1,000 nested "[" raise RecursionError
+        except ValueError:
+            continue
         try:
             return json.loads(candidate)
         except ValueError:
