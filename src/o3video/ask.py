@@ -116,6 +116,8 @@ def ask(
     ``ValueError`` for bad arguments. Model text is never judged here: what the parser
     could not read is in ``answer.trace.problems``.
     """
+    if not question.strip():
+        raise ValueError("the question is empty")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if vote is not None and vote not in ("majority", "confidence"):

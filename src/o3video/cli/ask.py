@@ -21,11 +21,16 @@ from typing import Any
 
 from o3video.answer import Answer
 from o3video.ask import ask
+from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.prompts import TASKS
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 logger = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 32_768
+"""The longest question asked of a model whose context length is not known here (a hub name
+or a served model); a local model folder's own context is the limit otherwise."""
 
 NAME = "ask"
 HELP = "ask a model about a video and see its evidence (object, box, time)"
@@ -48,16 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--task", choices=[t for t in TASKS if t != "spatial_image"], default="free_form"
     )
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
-    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate (default 2)")
+    parser.add_argument("--fps", type=finite_float, default=2.0, help="sampling rate (default 2)")
     parser.add_argument("--max-frames", type=int, default=16)
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
     parser.add_argument("--samples", type=int, default=1, help="traces to sample")
     parser.add_argument("--vote", choices=("majority", "confidence"), default=None)
     parser.add_argument(
-        "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
+        "--temperature", type=finite_float, default=None, help="default 0 (1 sample), 1.0 (several)"
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=finite_float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="default ./o3video-out/<video>")
@@ -74,8 +79,61 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def context_tokens(model: str) -> int | None:
+    """The context length of a local model folder (``max_position_embeddings`` of its
+    ``config.json``, or of its ``text_config``); ``None`` when it does not say (a hub name,
+    a served model)."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the model's loader will say what is wrong with it
+    for part in (data.get("text_config") or {}, data):
+        value = part.get("max_position_embeddings") if isinstance(part, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def question_tokens(question: str, model: str) -> int:
+    """How many tokens ``question`` is for ``model``'s tokenizer (the ``tokenizer.json`` of a
+    local folder); its length in characters when there is none."""
+    path = Path(model) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        return len(Tokenizer.from_file(str(path)).encode(question, add_special_tokens=False))
+    return len(question)
+
+
+def question_problem(question: str, model: str, max_new_tokens: int) -> str | None:
+    """Why ``question`` cannot be asked: empty or blank, or longer than the model's context
+    (with room for ``max_new_tokens``) or, when the context is not known,
+    :data:`MAX_QUESTION_CHARS`."""
+    if not question.strip():
+        return "the question is empty"
+    if len(question) > MAX_QUESTION_CHARS:
+        return (
+            f"the question is {len(question)} characters; at most {MAX_QUESTION_CHARS} are accepted"
+        )
+    context = context_tokens(model)
+    if context is not None:
+        n = question_tokens(question, model)
+        if n + max_new_tokens > context:
+            return (
+                f"the question is {n} tokens; with --max-new-tokens {max_new_tokens} it does "
+                f"not fit the model's context of {context} tokens"
+            )
+    return None
+
+
 def _check(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments, or ``None``."""
+    problem = question_problem(args.question, args.model, args.max_new_tokens)
+    if problem is not None:
+        return problem
     if args.samples < 1:
         return "--samples must be at least 1"
     if args.vote and args.samples < 2:

@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.cli.ask import _backend_options
 from o3video.embedded import EmbeddedModelMissing, embedded_model_dir
@@ -71,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, required=False)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
-    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="default 200")
-    parser.add_argument("--max-duration-s", type=float, default=600.0, help="default 600")
+    parser.add_argument("--max-upload-mb", type=finite_float, default=200.0, help="default 200")
+    parser.add_argument("--max-duration-s", type=finite_float, default=600.0, help="default 600")
     parser.add_argument("--max-samples", type=int, default=8, help="most samples of a vote")
     parser.add_argument(
         "--examples", type=Path, default=None, help="example videos (made there if missing)"
@@ -80,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-examples", action="store_true", help="offer no example videos")
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
     parser.add_argument(
-        "--fps", type=float, default=None, help="sampling rate (default: the model card's, or 2)"
+        "--fps",
+        type=finite_float,
+        default=None,
+        help="sampling rate (default: the model card's, or 2)",
     )
     parser.add_argument("--max-frames", type=int, default=None, help="default: card, or 16")
     parser.add_argument(
@@ -90,9 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-pixels", type=int, default=None, help=f"default: card, or {DEFAULT_MIN_PIXELS}"
     )
     parser.add_argument(
-        "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
+        "--temperature", type=finite_float, default=None, help="default 0 (1 sample), 1.0 (several)"
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=finite_float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=None)
 
