@@ -126,3 +126,10 @@ def test_decode_reads_every_sampled_frame(
     out = capsys.readouterr().out
     assert f"{path}: 2 records, 1 usable, 1 skipped" in out
     assert "record 1, video_path:" in out and "truncated" in out
+
+
+def test_a_judge_reply_of_deep_brackets_is_unparsable() -> None:
+    from o3video.eval.judge import UNPARSABLE, parse_judge_reply
+
+    assert parse_judge_reply('{"score": ' + "[" * 100_000 + "}") == UNPARSABLE
+    assert parse_judge_reply('{"score": 2}') == 2
