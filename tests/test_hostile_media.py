@@ -111,3 +111,25 @@ def test_the_bomb_is_refused_fast_and_small(
         assert "Traceback" not in done.stderr
     assert result["seconds"] < 1.0, result
     assert result["grew_mb"] < 300, result
+
+
+def test_the_limit_is_a_command_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_serve import ScriptedBackend, call, start
+
+    from o3video.cli.main import main
+    from o3video.serve import Limits
+
+    small = png_bomb(tmp_path / "small.mov", frames=2, side=64)
+    assert main(["probe", str(small)]) == 0
+    assert main(["probe", str(small), "--max-source-pixels", "4000"]) == 1
+    assert "64x64 (0.0 Mpixel) are over the limit of 4000" in capsys.readouterr().err
+    argv = ["ask", str(small), "Q?", "--model", "m", "--backend", "openai", "--base-url"]
+    assert main([*argv, "http://127.0.0.1:9/v1", "--max-source-pixels", "4000"]) == 1
+    assert "over the limit of 4000" in capsys.readouterr().err
+    server = start(ScriptedBackend(), Limits(max_source_pixels=4000))
+    try:
+        status, _, data = call(server, "POST", "/api/upload?name=s.mov", small.read_bytes())
+        assert status == 400 and "over the limit of 4000" in json.loads(data)["error"]
+    finally:
+        server.shutdown()
+        server.server_close()

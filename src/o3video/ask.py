@@ -48,7 +48,13 @@ from o3video.models.base import (
 )
 from o3video.models.load import BackendKind, load_backend, model_family
 from o3video.prompts import Presentation, Task, build_messages
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+from o3video.video import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    MAX_SOURCE_PIXELS,
+    Clip,
+    sample_frames,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +108,7 @@ def ask(
     seed: int | None = None,
     system_prompt: str | None = None,
     on_text: Callable[[str], None] | None = None,
+    max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Answer:
     """Ask ``question`` about ``video`` (a path, or an already sampled :class:`Clip`).
 
@@ -109,7 +116,8 @@ def ask(
     ``"vllm"``, ``"openai"``; ``backend_options`` go to its constructor, e.g. ``base_url``
     for ``"openai"``). ``family`` is used when the backend does not say its own (a served
     model); default Qwen2.5-VL. Frame budget: ``fps``, ``max_frames``, ``min_pixels``,
-    ``max_pixels``. See the module docstring for the stages, sampling and voting.
+    ``max_pixels``; a video whose frames are larger than ``max_source_pixels`` is refused
+    before a frame is decoded. See the module docstring for the stages, sampling and voting.
 
     Raises :class:`~o3video.errors.VideoDecodeError` for an unreadable video and
     :class:`~o3video.models.base.BackendError` for a model that cannot be loaded or run;
@@ -130,14 +138,18 @@ def ask(
         # A served model's config is not at hand: its family is the caller's word.
         with _timed(timings, "load"):
             fam = model_family(model, backend) if backend != "openai" else _family_of(None, family)
-        clip = _decode(video, fam, fps, max_frames, min_pixels, max_pixels, timings)
+        clip = _decode(
+            video, fam, fps, max_frames, min_pixels, max_pixels, max_source_pixels, timings
+        )
         with _timed(timings, "load"):
             runner = load_backend(model, backend, **dict(backend_options or {}))
         fam = _family_of(runner, fam)
     else:
         runner = model
         fam = _family_of(runner, family)
-        clip = _decode(video, fam, fps, max_frames, min_pixels, max_pixels, timings)
+        clip = _decode(
+            video, fam, fps, max_frames, min_pixels, max_pixels, max_source_pixels, timings
+        )
     with _timed(timings, "preprocess"):
         messages = build_messages(clip, question, task, presentation, system_prompt)
         request = Request(messages, id=clip.source or "clip", clip=clip)
@@ -179,6 +191,7 @@ def _decode(
     max_frames: int,
     min_pixels: int,
     max_pixels: int,
+    max_source_pixels: int,
     timings: dict[str, float],
 ) -> Clip:
     with _timed(timings, "decode"):
@@ -191,6 +204,7 @@ def _decode(
             min_pixels=min_pixels,
             max_pixels=max_pixels,
             factor=fam.factor,
+            max_source_pixels=max_source_pixels,
         )
 
 

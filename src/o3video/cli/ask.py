@@ -24,7 +24,7 @@ from o3video.ask import ask
 from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.prompts import TASKS
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="default ./o3video-out/<video>")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest video frame (width x height) to decode; default 8192x8192",
+    )
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -225,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         on_text=None if args.json else on_text,
+        max_source_pixels=args.max_source_pixels,
     )
     out_dir = args.out if args.out is not None else Path("o3video-out") / Path(args.video).stem
     paths, note = write_outputs(answer, out_dir)

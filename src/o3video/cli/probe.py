@@ -21,6 +21,7 @@ from o3video.video import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
     DEFAULT_SNAP_TOLERANCE_S,
+    MAX_SOURCE_PIXELS,
     QWEN25_FACTOR,
     probe_video,
     sample_frames,
@@ -53,10 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snap-tolerance", type=finite_float, default=DEFAULT_SNAP_TOLERANCE_S)
     parser.add_argument("--save", type=Path, default=None, help="write frames as PNG here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest frame (width x height) to decode; default 8192x8192",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    info = probe_video(args.video)
+    info = probe_video(args.video, args.max_source_pixels)
     t0 = time.perf_counter()
     clip = sample_frames(
         args.video,
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         factor=args.factor,
         mode=args.mode,
         snap_tolerance_s=args.snap_tolerance,
+        max_source_pixels=args.max_source_pixels,
     )
     elapsed = time.perf_counter() - t0
     saved: list[str] = []

@@ -41,7 +41,7 @@ from o3video.models.card import VideoSettings, read_card, video_settings
 from o3video.models.load import load_backend
 from o3video.serve.state import ensure_examples
 from o3video.train.card import world_of
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=finite_float, default=200.0, help="default 200")
     parser.add_argument("--max-duration-s", type=finite_float, default=600.0, help="default 600")
     parser.add_argument("--max-samples", type=int, default=8, help="most samples of a vote")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest video frame (width x height) accepted; default 8192x8192",
+    )
     parser.add_argument(
         "--examples", type=Path, default=None, help="example videos (made there if missing)"
     )
@@ -111,6 +117,8 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "--max-upload-mb and --max-duration-s must be positive"
     if args.max_samples < 1:
         return "--max-samples must be at least 1"
+    if args.max_source_pixels < 1:
+        return "--max-source-pixels must be positive"
     if not 0 <= args.port <= 65535:
         return f"--port {args.port} is not a port"
     return None
@@ -164,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_duration_s=args.max_duration_s,
         max_samples=args.max_samples,
+        max_source_pixels=args.max_source_pixels,
     )
     options = AskOptions(
         presentation=args.presentation,
