@@ -483,6 +483,7 @@ class ServeServer:
             loop="asyncio",
             interface="asgi3",
             log_config=None,
+            log_level="warning",
             access_log=False,
             proxy_headers=False,
             server_header=False,
