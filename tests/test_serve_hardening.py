@@ -7,6 +7,7 @@ Everything runs against a real server on 127.0.0.1 (port 0), with the scripted m
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_serve import ScriptedBackend, call, start
@@ -199,3 +201,44 @@ def test_idle_connections_cost_no_thread_and_are_closed(
     finally:
         for sock in [*idle, slow]:
             sock.close()
+
+
+class CountingBackend(ScriptedBackend):
+    """The scripted model, counting the pieces of text it was asked for."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.pieces = 0
+
+    def stream(self, request: Any, params: Any) -> Iterator[str]:
+        for piece in super().stream(request, params):
+            self.pieces += 1
+            yield piece
+
+
+def test_a_client_that_leaves_stops_its_model(examples: Path) -> None:
+    gate = threading.Event()
+    backend = CountingBackend(gate=gate, hold_at=12, step=6)
+    srv = start(backend, examples_dir=examples, options=AskOptions(max_frames=4))
+    try:
+        host, port = srv.server_address[:2]
+        conn = http.client.HTTPConnection(str(host), int(port), timeout=30)
+        body = json.dumps({"video": {"example": EXAMPLE}, "question": "What moves?"})
+        conn.request(
+            "POST", "/api/ask", body, {"Content-Type": "application/json", "X-O3video": "1"}
+        )
+        resp = conn.getresponse()
+        assert json.loads(resp.readline())["type"] == "start"
+        resp.close()
+        conn.close()  # the page went away while the model writes
+        time.sleep(0.5)
+        gate.set()
+        deadline = time.monotonic() + 20
+        while json.loads(call(srv, "GET", "/api/info")[2])["queue"]["busy"]:
+            assert time.monotonic() < deadline, "the model never stopped"
+            time.sleep(0.1)
+        assert backend.pieces <= 4 < len(backend.texts[0]) // 6  # stopped, not run to the end
+    finally:
+        gate.set()
+        srv.shutdown()
+        srv.server_close()
