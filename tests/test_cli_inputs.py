@@ -118,3 +118,21 @@ def test_probe_with_nan_is_an_error_line_not_a_traceback(
     assert err.rstrip().splitlines()[-1] == (
         f"o3video probe: error: argument {option}: not a finite number: 'nan'"
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"fps": float("nan")},
+        {"fps": float("inf")},
+        {"start_s": float("nan")},
+        {"end_s": float("inf")},
+        {"mode": "snap", "snap_tolerance_s": float("nan")},
+    ],
+)
+def test_sampling_refuses_non_finite_numbers(video: Path, kwargs: dict[str, object]) -> None:
+    from o3video.errors import VideoDecodeError
+    from o3video.video import sample_frames
+
+    with pytest.raises(VideoDecodeError, match=r"^.*clip\.mp4: bad"):
+        sample_frames(video, **kwargs)  # type: ignore[arg-type]

@@ -283,7 +283,9 @@ def sample_frames(
         start_s is not None and end_s is not None and start_s > end_s
     ):
         raise VideoDecodeError(name, f"bad window start_s={start_s} end_s={end_s}")
-    if mode not in ("exact", "snap") or snap_tolerance_s < 0:
+    if mode not in ("exact", "snap") or not (
+        math.isfinite(snap_tolerance_s) and snap_tolerance_s >= 0
+    ):
         raise VideoDecodeError(name, f"bad {mode=} or {snap_tolerance_s=}")
     budget = _Budget(fps, min_frames, max_frames, num_frames, factor, min_pixels, max_pixels)
     if isinstance(source, (str, os.PathLike)):
