@@ -8,7 +8,8 @@ answer, the parser's problems, the timings, optional test-time voting, and ``ans
 ``report.html`` to download.
 
 Security: it listens on 127.0.0.1 unless ``--host`` says otherwise; uploads are limited by
-``--max-upload-mb`` and ``--max-duration-s``, kept in a private temporary folder (mode 0700)
+``--max-upload-mb``, ``--max-duration-s`` and ``--max-source-pixels`` (the frame size, read
+from the headers before anything is decoded), kept in a private temporary folder (mode 0700)
 and deleted when the server stops; the page names videos by id only, never by path; one
 question runs at a time, the others wait in a queue the page shows.
 
