@@ -93,6 +93,8 @@ def chunked(body: bytes) -> bytes:
         ("over the size limit", 413),
         ("not JSON, then a pipelined request", 400),
         ("another Host", 403),
+        ("chunked and a Content-Length", 400),
+        ("two Content-Lengths", 400),
     ],
 )
 def test_a_refused_request_never_carries_a_second_one(
@@ -102,6 +104,7 @@ def test_a_refused_request_never_carries_a_second_one(
     second = hidden_ask(port)
     plain = {"Content-Type": "text/plain", "Content-Length": str(len(second))}
     header = {"X-O3video": "1"}
+    json_type = {**header, "Content-Type": "application/json"}
     data = {
         "no custom header, text/plain": outer(port, "/api/ask", plain, second),
         "text/plain with the header": outer(port, "/api/ask", {**plain, **header}, second),
@@ -130,6 +133,15 @@ def test_a_refused_request_never_carries_a_second_one(
         "another Host": outer(port, "/api/ask", plain, second).replace(
             b"Host: 127.0.0.1", b"Host: evil.example", 1
         ),
+        "chunked and a Content-Length": outer(
+            port,
+            "/api/ask",
+            {**json_type, "Transfer-Encoding": "chunked", "Content-Length": "4"},
+            chunked(b"{}{}" + second),
+        ),
+        "two Content-Lengths": outer(
+            port, "/api/ask", {**json_type, "Content-Length": "4"}, b"{}{}" + second
+        ).replace(b"Content-Length: 4", b"Content-Length: 4\r\nContent-Length: 5", 1),
     }[variant]
     reply = exchange(port, data)
     assert reply.count(b"HTTP/1.1 ") == 1, reply
