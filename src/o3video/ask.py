@@ -53,6 +53,7 @@ from o3video.video import (
     DEFAULT_MIN_PIXELS,
     MAX_SOURCE_PIXELS,
     Clip,
+    probe_video,
     sample_frames,
 )
 
@@ -134,6 +135,9 @@ def ask(
         raise ValueError("voting needs several samples (samples >= 2)")
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
+    if isinstance(video, (str, os.PathLike)):
+        # Its headers first: an unreadable or oversized video fails before a model is touched.
+        probe_video(video, max_source_pixels)
     if isinstance(model, (str, os.PathLike)):
         # A served model's config is not at hand: its family is the caller's word.
         with _timed(timings, "load"):
