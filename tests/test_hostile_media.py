@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from videos import png_bomb
+from videos import png_bomb, png_bomb_behind_small_headers
 
 from o3video.errors import VideoDecodeError
 from o3video.video import MAX_SOURCE_PIXELS, check_pixels, probe_video, sample_frames
@@ -70,6 +70,11 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.mov")
+
+
+@pytest.fixture(scope="module")
+def hidden_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return png_bomb_behind_small_headers(tmp_path_factory.mktemp("bomb") / "hidden.mov")
 
 
 def test_the_bomb_is_small_and_its_frames_huge(bomb: Path) -> None:
@@ -139,3 +144,22 @@ def test_the_limit_is_a_command_option(tmp_path: Path, capsys: pytest.CaptureFix
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_huge_frames_behind_small_headers_are_not_decoded(hidden_bomb: Path) -> None:
+    """The headers pass the check; the decoder refuses to allocate the huge frames."""
+    assert probe_video(hidden_bomb).source_wh == (64, 64)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "probe", str(hidden_bomb)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 1
+    assert f"{hidden_bomb}: decoding failed" in done.stderr
+    assert "over 67108864 pixels" in done.stderr
+    assert result["seconds"] < 1.0, result
+    assert result["grew_mb"] < 100, result

@@ -359,6 +359,9 @@ def _sample_video(
         tol=round(snap_tolerance_s / clock.tb) if mode == "snap" else None,
         lo=-math.inf if start_s is None else clock.to_pts(start_s),
         hi=math.inf if end_s is None else clock.to_pts(end_s),
+        # The decoders refuse frames over the budget whatever the headers said (FFmpeg pads
+        # a frame's width to its alignment, so a video at the budget gets that much slack).
+        max_pixels=max(max_source_pixels, (info.source_wh[0] + 64) * (info.source_wh[1] + 64)),
     )
     wanted = [clock.to_pts(float(t)) for t in wanted_s]
     kept = decode_frames(job, wanted)
