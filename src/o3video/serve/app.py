@@ -325,7 +325,7 @@ def build_app(app: App, bound_host: str) -> Guard:
                 raise RequestError(404, f"no example {video_id[:80]!r}")
             return _file(example.path)
         if kind != "upload":
-            raise RequestError(404, f"nothing at GET {request.url.path[:100]}")
+            raise RequestError(404, f"nothing at GET {request.scope['path'][:100]}")
         return _file(app.workspace.upload(video_id).path)
 
     async def download(request: Request) -> Response:
@@ -337,10 +337,12 @@ def build_app(app: App, bound_host: str) -> Guard:
         return refusal(exc.status, str(exc))
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return refusal(404, f"nothing at {request.method} {request.url.path[:100]}")
+        return refusal(404, f"nothing at {request.method} {request.scope['path'][:100]}")
 
     async def client_gone(request: Request, exc: Exception) -> Response:
-        logger.info("%s went away during %s %s", request.client, request.method, request.url.path)
+        logger.info(
+            "%s went away during %s %s", request.client, request.method, request.scope["path"]
+        )
         return refusal(400, "the client went away")
 
     routes = [
