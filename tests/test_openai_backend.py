@@ -336,3 +336,12 @@ def test_sampling_params_are_checked() -> None:
     with pytest.raises(ValueError, match="top_p"):
         SamplingParams(top_p=0.0)
     assert SamplingParams(stop=["x"]).stop == ("x",)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_deeply_nested_reply_is_an_error_not_a_recursion(serve: Any, status: int) -> None:
+    server = serve(lambda call, n: Reply(status, b"[" * 100_000))
+    be, _ = backend(server.url, max_retries=0)
+    with pytest.raises(BackendError) as err:
+        be.generate([Request.user("hi")], SamplingParams())
+    assert ("not JSON" in str(err.value)) if status == 200 else ("HTTP 400" in str(err.value))

@@ -194,8 +194,16 @@ BAD: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
         {"key_frames": [{"path": 7, "time": 1, "idx": 0}]},
         [("key_frames[0].path", "wrong_type")],
     ),
-    (ST, {"duration": 0.2}, [("key_frames[0].time", "time_out_of_range")]),
-    ("temporal QA", {"duration": 2.0}, [("answer", "time_out_of_range")]),
+    (
+        ST,
+        {"duration": 0.2},  # the key frame and the reasoning's claim are at 0.75 s
+        [("key_frames[0].time", "time_out_of_range"), ("reasoning_process", "time_out_of_range")],
+    ),
+    (
+        "temporal QA",
+        {"duration": 2.0},  # the span ends at 3 s, and the reasoning says 3 s
+        [("answer", "time_out_of_range"), ("reasoning_process", "time_out_of_range")],
+    ),
     (
         "temporal QA",
         {"reasoning_process": "<think>x</think>"},

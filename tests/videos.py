@@ -85,3 +85,47 @@ def encode_audio_only(path: Path, seconds: float = 0.5) -> None:
             frame.sample_rate, frame.pts = 44100, k * 1024
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def png_bomb(path: Path, frames: int = 2, side: int = 16000) -> Path:
+    """A ``.mov`` of ``frames`` PNG frames of ``side`` × ``side`` pixels, one bit each (all
+    black): tens of KB on disk, ``side² · 3`` bytes (768 MB at 16000) each decoded to RGB."""
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = side, side, "monob"
+        for i in range(frames):
+            frame = av.VideoFrame(side, side, "monob")
+            plane = frame.planes[0]
+            plane.update(bytes(plane.buffer_size))
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def png_bomb_behind_small_headers(path: Path, side: int = 16000) -> Path:
+    """A ``.mov`` whose headers say 64×64 PNG frames: the first is, the next two are
+    ``side`` × ``side`` (one bit a pixel, all black), muxed as they are."""
+    import io
+    from fractions import Fraction
+
+    from PIL import Image
+
+    def png(size: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("1", (size, size)).save(out, "PNG")
+        return out.getvalue()
+
+    small, big = png(64), png(side)
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "monob"
+        stream.time_base = Fraction(1, 1)
+        for i, data in enumerate([small, big, big]):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = i
+            packet.stream = stream
+            container.mux(packet)
+    return path

@@ -53,7 +53,7 @@ from o3video.prompts import Presentation, Task, build_messages
 from o3video.protocols import check_protocol, protocol_for_model
 from o3video.protocols.render import to_messages
 from o3video.protocols.tasks import reference_rl_prompt
-from o3video.video import Clip
+from o3video.video import MAX_SOURCE_PIXELS, Clip, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ def ask(
     system_prompt: str | None = None,
     on_text: Callable[[str], None] | None = None,
     protocol: str | None = None,
+    max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Answer:
     """Ask ``question`` about ``video`` (a path, or an already sampled :class:`Clip`).
 
@@ -118,18 +119,21 @@ def ask(
     model); default Qwen2.5-VL. Frame budget (:class:`~o3video.models.card.VideoSettings`):
     ``video_settings`` with each of ``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``
     that is given; without ``video_settings``, a model folder's card (the budget it was
-    trained with), else the defaults. ``protocol`` (:mod:`o3video.protocols`): how the
-    request is written — ``o3video`` (true frame times and duration) or ``reference`` (the
-    reference RL-stage prompt the released checkpoint saw: frames labelled on the sampling
-    grid, an integer duration; frames presentation only); default: a model folder's card,
-    else ``reference`` for a model name or path, ``o3video`` for a backend instance. See the
-    module docstring for the stages, sampling and voting.
+    trained with), else the defaults. A video whose frames are larger than
+    ``max_source_pixels`` is refused before a frame is decoded. ``protocol``
+    (:mod:`o3video.protocols`) is how the request is written: ``o3video`` (true frame times
+    and duration) or ``reference`` (the reference RL-stage prompt the released checkpoint
+    saw: frames labelled on the sampling grid, an integer duration; frames only); default:
+    a model folder's card, else ``reference`` for a model name or path, ``o3video`` for a
+    backend instance. See the module docstring for the stages, sampling and voting.
 
     Raises :class:`~o3video.errors.VideoDecodeError` for an unreadable video and
     :class:`~o3video.models.base.BackendError` for a model that cannot be loaded or run;
     ``ValueError`` for bad arguments. Model text is never judged here: what the parser
     could not read is in ``answer.trace.problems``.
     """
+    if not question.strip():
+        raise ValueError("the question is empty")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if vote is not None and vote not in ("majority", "confidence"):
@@ -138,6 +142,9 @@ def ask(
         raise ValueError("voting needs several samples (samples >= 2)")
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
+    if isinstance(video, (str, os.PathLike)):
+        # Its headers first: an unreadable or oversized video fails before a model is touched.
+        probe_video(video, max_source_pixels)
     given: dict[str, Any] = {"fps": fps, "max_frames": max_frames}
     given.update(min_pixels=min_pixels, max_pixels=max_pixels)
     chosen = {k: v for k, v in given.items() if v is not None}
@@ -151,14 +158,14 @@ def ask(
         # A served model's config is not at hand: its family is the caller's word.
         with _timed(timings, "load"):
             fam = model_family(model, backend) if backend != "openai" else _family_of(None, family)
-        clip = _decode(video, fam, budget, timings)
+        clip = _decode(video, fam, budget, max_source_pixels, timings)
         with _timed(timings, "load"):
             runner = load_backend(model, backend, **dict(backend_options or {}))
         fam = _family_of(runner, fam)
     else:
         runner = model
         fam = _family_of(runner, family)
-        clip = _decode(video, fam, budget, timings)
+        clip = _decode(video, fam, budget, max_source_pixels, timings)
     if isinstance(model, (str, os.PathLike)):
         chosen_protocol = protocol_for_model(model, protocol)
     else:
@@ -209,12 +216,13 @@ def _decode(
     video: str | os.PathLike[str] | Clip,
     fam: ModelFamily,
     budget: VideoSettings,
+    max_source_pixels: int,
     timings: dict[str, float],
 ) -> Clip:
     with _timed(timings, "decode"):
         if isinstance(video, Clip):
             return video
-        return budget.sample(video, factor=fam.factor)
+        return budget.sample(video, factor=fam.factor, max_source_pixels=max_source_pixels)
 
 
 def _generate(

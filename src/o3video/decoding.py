@@ -133,6 +133,8 @@ class DecodeJob(NamedTuple):
     tol: int | None  # snap tolerance in PTS units; None in exact mode
     lo: float  # the window, in PTS
     hi: float
+    # The largest frame (pixels) the decoders may make, whatever the headers said; 0: any.
+    max_pixels: int = 0
 
 
 def keyframe_pts(stream: av.video.stream.VideoStream, t0: int) -> list[int]:
@@ -295,6 +297,7 @@ class _Reader:
             # Slice threads split a frame; frame threads would only delay a lone keyframe.
             cc.thread_type, cc.thread_count = ThreadType.SLICE, self.threads
             cc.skip_frame = "NONKEY"  # every non-key frame is dropped unread
+            self._limit(cc)
         stream = self._keys.streams.video[0]
         try:
             self._keys.seek(max(seek_pts, self.t0), stream=stream, backward=True)
@@ -307,6 +310,12 @@ class _Reader:
             return None
         ok = abs(frame.pts - pts) <= tol and self.usable(frame.pts)
         return _Frame(frame.pts, frame) if ok else None
+
+    def _limit(self, cc: av.video.codeccontext.VideoCodecContext) -> None:
+        # FFmpeg refuses to allocate a larger frame: a stream whose headers declare a small
+        # size but whose frames are huge (a PNG bomb) fails instead of taking gigabytes.
+        if self.job.max_pixels:
+            cc.options = {**cc.options, "max_pixels": str(self.job.max_pixels)}
 
     def close(self) -> None:
         for container in (self._exact, self._keys):
@@ -329,6 +338,7 @@ class _Reader:
             cc = self._exact.streams.video[0].codec_context
             # Frame threads, one a core at most: FFmpeg's default (cores + 1) oversubscribes.
             cc.thread_type, cc.thread_count = ThreadType.AUTO, self.threads
+            self._limit(cc)
         stream = self._exact.streams.video[0]
         try:
             self._exact.seek(max(pts, self.t0), stream=stream, backward=True)
@@ -365,7 +375,10 @@ class _Reader:
             return False
         except FFmpegError as e:
             where = f"{self.to_s(self._last.pts):.3f} s" if self._last else "a seek"
-            raise VideoDecodeError(self.path, f"decoding failed after {where}: {e}") from e
+            why = f" (a corrupt frame, or one over {self.job.max_pixels} pixels)"
+            raise VideoDecodeError(
+                self.path, f"decoding failed after {where}: {e}{why if self.job.max_pixels else ''}"
+            ) from e
         if frame.pts is None:
             raise VideoDecodeError(self.path, "a decoded frame has no timestamp")
         self.decoded += 1

@@ -67,6 +67,9 @@ MAX_ASPECT_RATIO = 200
 # Qwen merges frames in temporal pairs, so frame counts are even (qwen-vl-utils FRAME_FACTOR).
 FRAME_FACTOR = 2
 DEFAULT_SNAP_TOLERANCE_S = 2.0
+# The largest coded frame (width × height) a video may have before anything is decoded: well
+# above 8K (7680×4320); a 16000×16000 frame would take ~768 MB decoded, one frame at a time.
+MAX_SOURCE_PIXELS = 8192 * 8192
 Mode = Literal["exact", "snap"]
 ImageLike = Image.Image | np.ndarray
 FRAMES_SOURCE = "<frames>"
@@ -198,15 +201,42 @@ class Clip:
         return int(np.argmin(np.abs(times - t_s)))
 
 
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+def probe_video(
+    path: str | os.PathLike[str], max_source_pixels: int = MAX_SOURCE_PIXELS
+) -> VideoInfo:
     """Frame rate, duration, frame count and size of a video, from its headers.
 
     ``num_frames`` is the container's count where it has one, else ``round(duration · fps)``.
-    Raises ``VideoDecodeError`` for anything that is not a readable video.
+    Raises ``VideoDecodeError`` for anything that is not a readable video, and for a frame
+    size over ``max_source_pixels`` (width × height; :data:`MAX_SOURCE_PIXELS`).
     """
     path = os.fspath(path)
     with open_video(path) as container:
-        return read_info(path, container)
+        return check_pixels(read_info(path, container), max_source_pixels)
+
+
+def check_pixels(info: VideoInfo, max_source_pixels: int = MAX_SOURCE_PIXELS) -> VideoInfo:
+    """``info``, or ``VideoDecodeError`` naming the file and its size when a frame has more
+    than ``max_source_pixels`` pixels: checked from the headers, before a frame is decoded
+    (a few hundred KB of PNG frames can decode to gigabytes).
+
+    >>> big = VideoInfo("bomb.mov", 1.0, 2.0, 2, (16000, 16000), "png")
+    >>> check_pixels(big)
+    Traceback (most recent call last):
+    ...
+    o3video.errors.VideoDecodeError: bomb.mov: frames of 16000x16000 (256.0 Mpixel) are over \
+the limit of 8192x8192 (67.1 Mpixel); refused before decoding
+    """
+    w, h = info.source_wh
+    if w * h > max_source_pixels:
+        side = math.isqrt(max_source_pixels)
+        shown = f"{side}x{side}" if side * side == max_source_pixels else f"{max_source_pixels}"
+        raise VideoDecodeError(
+            info.path,
+            f"frames of {w}x{h} ({w * h / 1e6:.1f} Mpixel) are over the limit of {shown} "
+            f"({max_source_pixels / 1e6:.1f} Mpixel); refused before decoding",
+        )
+    return info
 
 
 def sample_frames(
@@ -224,37 +254,46 @@ def sample_frames(
     mode: Mode = "exact",
     snap_tolerance_s: float = DEFAULT_SNAP_TOLERANCE_S,
     times_s: Sequence[float] | None = None,
+    max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Clip:
     """Sample frames with their true times from a video file or a list of timed images.
 
     ``source`` is a path, or a list of images (PIL images or ``(H, W, 3)`` uint8 arrays, all
     one size) with their times in ``times_s`` (seconds, increasing); an image list is
     sampled by the same rules as a video whose frames are those images. ``[start_s, end_s]``
-    limits the window (default: all of it). Frames are resized by ``smart_resize`` with
-    ``factor``, ``min_pixels`` and ``max_pixels``. The module docstring says which frames
-    are chosen. Raises ``VideoDecodeError`` (message starting with the path) for a missing,
-    empty, corrupt or truncated file, a file without video, and bad arguments.
+    limits the window (default: all of it). A video whose frames have more than
+    ``max_source_pixels`` pixels is refused before a frame is decoded. Frames are resized by
+    ``smart_resize`` with ``factor``, ``min_pixels`` and ``max_pixels``. The module
+    docstring says which frames are chosen. Raises ``VideoDecodeError`` (message starting
+    with the path) for a missing, empty, corrupt or truncated file, a file without video, a
+    frame size over the limit, and bad arguments.
 
     >>> clip = sample_frames("talk.mp4", num_frames=4)  # 300 frames at 29.97 fps  # doctest: +SKIP
     >>> clip.times_s, clip.frame_indices                                            # doctest: +SKIP
     ((0.0, 3.3366..., 6.6399..., 9.9766...), (0, 100, 199, 299))
     """
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else FRAMES_SOURCE
-    if fps <= 0 or min_frames < 1 or max_frames < min_frames:
+    if not (math.isfinite(fps) and fps > 0) or min_frames < 1 or max_frames < min_frames:
         raise VideoDecodeError(name, f"bad frame budget {fps=} {min_frames=} {max_frames=}")
     if num_frames is not None and num_frames < 1:
         raise VideoDecodeError(name, f"num_frames must be at least 1, got {num_frames}")
+    if any(t is not None and not math.isfinite(t) for t in (start_s, end_s)):
+        raise VideoDecodeError(name, f"bad window start_s={start_s} end_s={end_s}")
     if (start_s is not None and start_s < 0) or (
         start_s is not None and end_s is not None and start_s > end_s
     ):
         raise VideoDecodeError(name, f"bad window start_s={start_s} end_s={end_s}")
-    if mode not in ("exact", "snap") or snap_tolerance_s < 0:
+    if mode not in ("exact", "snap") or not (
+        math.isfinite(snap_tolerance_s) and snap_tolerance_s >= 0
+    ):
         raise VideoDecodeError(name, f"bad {mode=} or {snap_tolerance_s=}")
     budget = _Budget(fps, min_frames, max_frames, num_frames, factor, min_pixels, max_pixels)
     if isinstance(source, (str, os.PathLike)):
         if times_s is not None:
             raise VideoDecodeError(name, "times_s is for image lists; a video has its own")
-        return _sample_video(name, budget, start_s, end_s, mode, snap_tolerance_s)
+        return _sample_video(
+            name, budget, start_s, end_s, mode, snap_tolerance_s, max_source_pixels
+        )
     return _sample_images(list(source), times_s, start_s, end_s, budget)
 
 
@@ -293,9 +332,10 @@ def _sample_video(
     end_s: float | None,
     mode: Mode,
     snap_tolerance_s: float,
+    max_source_pixels: int,
 ) -> Clip:
     with open_video(path) as container:
-        info = read_info(path, container)
+        info = check_pixels(read_info(path, container), max_source_pixels)
         stream = container.streams.video[0]
         clock = Clock(stream.start_time or 0, stream.time_base or Fraction(1, av.time_base))
         keyframes = keyframe_pts(stream, clock.t0)
@@ -319,6 +359,9 @@ def _sample_video(
         tol=round(snap_tolerance_s / clock.tb) if mode == "snap" else None,
         lo=-math.inf if start_s is None else clock.to_pts(start_s),
         hi=math.inf if end_s is None else clock.to_pts(end_s),
+        # The decoders refuse frames over the budget whatever the headers said (FFmpeg pads
+        # a frame's width to its alignment, so a video at the budget gets that much slack).
+        max_pixels=max(max_source_pixels, (info.source_wh[0] + 64) * (info.source_wh[1] + 64)),
     )
     wanted = [clock.to_pts(float(t)) for t in wanted_s]
     kept = decode_frames(job, wanted)
@@ -404,9 +447,11 @@ def sample_frame_indices(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     factor: int = QWEN25_FACTOR,
+    max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Clip:
     """The frames at stream positions ``indices`` (as a constant-frame-rate reader counts
-    them, ``index / fps`` seconds in), resized by ``smart_resize``.
+    them, ``index / fps`` seconds in), resized by ``smart_resize``; a video whose frames are
+    larger than ``max_source_pixels`` is refused before a frame is decoded.
 
     For protocols that reproduce code which picks frames by index (the reference V-STaR
     script): ``times_s`` are the nominal times ``index / fps`` that such code prints, not the
@@ -415,7 +460,7 @@ def sample_frame_indices(
     """
     name = os.fspath(path)
     with open_video(name) as container:
-        info = read_info(name, container)
+        info = check_pixels(read_info(name, container), max_source_pixels)
         stream = container.streams.video[0]
         clock = Clock(stream.start_time or 0, stream.time_base or Fraction(1, av.time_base))
         keyframes = keyframe_pts(stream, clock.t0)
@@ -432,6 +477,7 @@ def sample_frame_indices(
         tol=None,
         lo=-math.inf,
         hi=math.inf,
+        max_pixels=max(max_source_pixels, (info.source_wh[0] + 64) * (info.source_wh[1] + 64)),
     )
     wanted = [clock.to_pts(i / info.fps) for i in wanted_idx]
     kept = decode_frames(job, wanted)

@@ -4,7 +4,27 @@ with ``NAME``, ``HELP``, optional ``EXAMPLES``, ``add_arguments(parser)`` and ``
 from __future__ import annotations
 
 import argparse
+import math
 from types import ModuleType
+
+
+def finite_float(text: str) -> float:
+    """An ``argparse`` type: a float that is not NaN or infinite (every float option).
+
+    >>> finite_float("2.5")
+    2.5
+    >>> finite_float("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: not a finite number: 'nan'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
 
 def add_command(

@@ -21,11 +21,16 @@ from typing import Any
 
 from o3video.answer import Answer
 from o3video.ask import ask
+from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.prompts import TASKS
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
 
 logger = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 32_768
+"""The longest question asked of a model whose context length is not known here (a hub name
+or a served model); a local model folder's own context is the limit otherwise."""
 
 NAME = "ask"
 HELP = "ask a model about a video and see its evidence (object, box, time)"
@@ -57,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else reference (a checkpoint without a card, such as the released one)",
     )
     frames = "default: the model's o3video.json (its training budget), else "
-    parser.add_argument("--fps", type=float, default=None, help=frames + "2")
+    parser.add_argument("--fps", type=finite_float, default=None, help=frames + "2")
     parser.add_argument("--max-frames", type=int, default=None, help=frames + "16")
     parser.add_argument(
         "--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS)
@@ -68,13 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=1, help="traces to sample")
     parser.add_argument("--vote", choices=("majority", "confidence"), default=None)
     parser.add_argument(
-        "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
+        "--temperature", type=finite_float, default=None, help="default 0 (1 sample), 1.0 (several)"
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=finite_float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="default ./o3video-out/<video>")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest video frame (width x height) to decode; default 8192x8192",
+    )
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,16 +98,74 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def context_tokens(model: str) -> int | None:
+    """The context length of a local model folder (``max_position_embeddings`` of its
+    ``config.json``, or of its ``text_config``); ``None`` when it does not say (a hub name,
+    a served model)."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the model's loader will say what is wrong with it
+    for part in (data.get("text_config") or {}, data):
+        value = part.get("max_position_embeddings") if isinstance(part, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def question_tokens(question: str, model: str) -> int:
+    """How many tokens ``question`` is for ``model``'s tokenizer (the ``tokenizer.json`` of a
+    local folder); its length in characters when there is none."""
+    path = Path(model) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        return len(Tokenizer.from_file(str(path)).encode(question, add_special_tokens=False))
+    return len(question)
+
+
+def question_problem(question: str, model: str, max_new_tokens: int) -> str | None:
+    """Why ``question`` cannot be asked: empty or blank, or longer than the model's context
+    (with room for ``max_new_tokens``) or, when the context is not known,
+    :data:`MAX_QUESTION_CHARS`."""
+    if not question.strip():
+        return "the question is empty"
+    if len(question) > MAX_QUESTION_CHARS:
+        return (
+            f"the question is {len(question)} characters; at most {MAX_QUESTION_CHARS} are accepted"
+        )
+    context = context_tokens(model)
+    if context is not None:
+        n = question_tokens(question, model)
+        if n + max_new_tokens > context:
+            return (
+                f"the question is {n} tokens; with --max-new-tokens {max_new_tokens} it does "
+                f"not fit the model's context of {context} tokens"
+            )
+    return None
+
+
 def _check(args: argparse.Namespace) -> str | None:
-    """What is wrong with the arguments, or ``None``."""
+    """What is wrong with the arguments, or ``None``. Without ``--model`` (and a local
+    backend) the model is the embedded one."""
+    if args.backend == "openai" and not args.model:
+        return "--backend openai needs --model (the served model's name)"
+    if args.model is None:
+        from o3video.embedded import embedded_model_dir
+
+        args.model = str(embedded_model_dir())
+    problem = question_problem(args.question, args.model, args.max_new_tokens)
+    if problem is not None:
+        return problem
     if args.samples < 1:
         return "--samples must be at least 1"
     if args.vote and args.samples < 2:
         return "--vote needs --samples 2 or more"
     if args.backend == "openai" and not args.base_url:
         return "--backend openai needs --base-url"
-    if args.backend == "openai" and not args.model:
-        return "--backend openai needs --model (the served model's name)"
     if args.base_url and args.backend != "openai":
         return "--base-url is for --backend openai"
     return None
@@ -162,15 +231,10 @@ def run(args: argparse.Namespace) -> int:
         streamed.append(delta)
         print(delta, end="", flush=True)
 
-    model = args.model
-    if model is None:
-        from o3video.embedded import embedded_model_dir
-
-        model = str(embedded_model_dir())
     answer = ask(
         args.video,
         args.question,
-        model=model,
+        model=args.model,
         backend=args.backend,
         backend_options=_backend_options(args),
         family=args.family,
@@ -188,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_text=None if args.json else on_text,
         protocol=args.protocol,
+        max_source_pixels=args.max_source_pixels,
     )
     out_dir = args.out if args.out is not None else Path("o3video-out") / Path(args.video).stem
     paths, note = write_outputs(answer, out_dir)

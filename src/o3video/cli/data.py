@@ -1,18 +1,20 @@
 """`o3video data`: check, summarise, synthesise and curate data files (STGR, SPEC §4; V-STaR, §7).
 
 ``o3video data check FILE`` reads every record and checks it: known task, the answer format
-of its task, the type of every field, key frames against key items, boxes (inside the image
-or the unit square, corners ordered), times (>= 0, inside the video when its duration is
+of its task (an MCQ letter among the options the question lists), the type of every field,
+key frames against key items, boxes (inside the image or the unit square, corners ordered),
+times (>= 0; answer, key-frame and reasoning times inside the video when its duration is
 known) and the reasoning trace. With ``--media-root`` it looks for every video, image and
 key-frame file (under the published layout, see ``--source-root``), with ``--decode`` it
-also decodes them. It prints counts per task and per problem kind, then the missing files
-grouped by directory, so that a person can fetch them. Exit code 0 when every record is
-usable (warnings allowed, unless ``--strict``), 1 otherwise. ``--report`` writes every
-problem as JSON. A V-STaR file (``V_STaR_test.json``, or the ``vstar.json`` of ``data
-synth``; recognised by its first entry, or ``--format vstar``) is checked against SPEC §7:
-every field's type, the span inside the video, each box inside the frame at a whole second
-of the span, boxes in time order; with ``--media-root`` the video ``<vid>.mp4`` is looked for
-in that folder or its ``videos/``. Counts are then per domain.
+also decodes them (a video: every frame of the default sampling, so a file cut short
+fails). It prints counts per task and per problem kind, then the missing files grouped by
+directory, so that a person can fetch them. Exit code 0 when every record is usable
+(warnings allowed, unless ``--strict``) and there is at least one, 1 otherwise.
+``--report`` writes every problem as JSON. A V-STaR file (``V_STaR_test.json``, or the
+``vstar.json`` of ``data synth``; recognised by its first entry, or ``--format vstar``) is
+checked against SPEC §7: every field's type, the span inside the video, each box inside the
+frame at a whole second of the span, boxes in time order; with ``--media-root`` the video
+``<vid>.mp4`` is looked for in that folder or its ``videos/``. Counts are then per domain.
 
 ``o3video data stats FILE`` prints the composition of an STGR file: tasks, sources, video
 durations (from the records, or with ``--media-root DIR --probe`` from the video files),
@@ -164,6 +166,11 @@ def _check(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     summary = check_summary(data, args.show)
     failed = bool(data.skipped) or (args.strict and summary["warnings"] > 0)
+    if data.total == 0:  # nothing to train or score on is a failed check, not a pass
+        failed = True
+        print(
+            f"o3video data: error: {data.path}: no records (an empty file or list)", file=sys.stderr
+        )
     if args.json:
         print(json.dumps({**summary, "ok": not failed, "report": _str(args.report)}))
         return int(failed)

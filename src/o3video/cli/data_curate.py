@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from o3video.cli import finite_float
 from o3video.data.curate import (
     JOURNAL_FILE,
     RECORDS_FILE,
@@ -110,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-area",
-        type=float,
+        type=finite_float,
         default=0.8,
         metavar="FRAC",
         help="drop boxes covering more of the frame (default 0.8)",
@@ -124,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=finite_float,
         default=120.0,
         metavar="S",
         help="seconds per HTTP request (default 120)",

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from o3video.cli import finite_float
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.data.synthetic import synthesize
 from o3video.data.world import WorldConfig
@@ -57,11 +58,11 @@ def add_arguments(synth: argparse.ArgumentParser) -> None:
         "(data.synth.world) instead of --fps/--duration/--size",
     )
     synth.add_argument(
-        "--fps", type=float, default=None, help=f"frame rate (default {default.fps:g})"
+        "--fps", type=finite_float, default=None, help=f"frame rate (default {default.fps:g})"
     )
     synth.add_argument(
         "--duration",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="SECONDS",
         help=f"video length (default {default.duration_s:g})",

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.errors import DataError
@@ -111,7 +112,7 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--retry-errors", action="store_true", help="run failed items again")
     frames = "default: the model's o3video.json, else "
-    p.add_argument("--fps", type=float, default=None, help=frames + "2")
+    p.add_argument("--fps", type=finite_float, default=None, help=frames + "2")
     p.add_argument("--max-frames", type=int, default=None, help=frames + "16")
     p.add_argument("--min-frames", type=int, default=None, help=frames + "4")
     p.add_argument("--max-pixels", type=int, default=None, help=frames + str(DEFAULT_MAX_PIXELS))

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from o3video.cli import finite_float
 from o3video.video import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
     DEFAULT_SNAP_TOLERANCE_S,
+    MAX_SOURCE_PIXELS,
     QWEN25_FACTOR,
     probe_video,
     sample_frames,
@@ -37,7 +39,7 @@ EXAMPLES = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="path of the video file")
-    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate (default 2)")
+    parser.add_argument("--fps", type=finite_float, default=2.0, help="sampling rate (default 2)")
     parser.add_argument("--min-frames", type=int, default=4)
     parser.add_argument("--max-frames", type=int, default=16)
     parser.add_argument("--num-frames", type=int, default=None, help="exact frame count")
@@ -46,16 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--factor", type=int, default=QWEN25_FACTOR, help="28 Qwen2.5-VL, 32 Qwen3-VL"
     )
-    parser.add_argument("--start", type=float, default=None, help="window start (s)")
-    parser.add_argument("--end", type=float, default=None, help="window end (s)")
+    parser.add_argument("--start", type=finite_float, default=None, help="window start (s)")
+    parser.add_argument("--end", type=finite_float, default=None, help="window end (s)")
     parser.add_argument("--mode", choices=("exact", "snap"), default="exact")
-    parser.add_argument("--snap-tolerance", type=float, default=DEFAULT_SNAP_TOLERANCE_S)
+    parser.add_argument("--snap-tolerance", type=finite_float, default=DEFAULT_SNAP_TOLERANCE_S)
     parser.add_argument("--save", type=Path, default=None, help="write frames as PNG here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest frame (width x height) to decode; default 8192x8192",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    info = probe_video(args.video)
+    info = probe_video(args.video, args.max_source_pixels)
     t0 = time.perf_counter()
     clip = sample_frames(
         args.video,
@@ -70,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         factor=args.factor,
         mode=args.mode,
         snap_tolerance_s=args.snap_tolerance,
+        max_source_pixels=args.max_source_pixels,
     )
     elapsed = time.perf_counter() - t0
     saved: list[str] = []

@@ -8,7 +8,8 @@ answer, the parser's problems, the timings, optional test-time voting, and ``ans
 ``report.html`` to download.
 
 Security: it listens on 127.0.0.1 unless ``--host`` says otherwise; uploads are limited by
-``--max-upload-mb`` and ``--max-duration-s``, kept in a private temporary folder (mode 0700)
+``--max-upload-mb``, ``--max-duration-s`` and ``--max-source-pixels`` (the frame size, read
+from the headers before anything is decoded), kept in a private temporary folder (mode 0700)
 and deleted when the server stops; the page names videos by id only, never by path; one
 question runs at a time, the others wait in a queue the page shows.
 
@@ -33,6 +34,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from o3video.cli import finite_float
 from o3video.cli._model import add_model_arguments
 from o3video.cli.ask import _backend_options
 from o3video.embedded import EmbeddedModelMissing, embedded_model_dir
@@ -40,7 +42,7 @@ from o3video.models.card import VideoSettings, read_card, video_settings
 from o3video.models.load import load_backend
 from o3video.serve.state import ensure_examples
 from o3video.train.card import world_of
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +73,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, required=False)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
-    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="default 200")
-    parser.add_argument("--max-duration-s", type=float, default=600.0, help="default 600")
+    parser.add_argument("--max-upload-mb", type=finite_float, default=200.0, help="default 200")
+    parser.add_argument("--max-duration-s", type=finite_float, default=600.0, help="default 600")
     parser.add_argument("--max-samples", type=int, default=8, help="most samples of a vote")
+    parser.add_argument(
+        "--max-source-pixels",
+        type=int,
+        default=MAX_SOURCE_PIXELS,
+        help="largest video frame (width x height) accepted; default 8192x8192",
+    )
     parser.add_argument(
         "--examples", type=Path, default=None, help="example videos (made there if missing)"
     )
     parser.add_argument("--no-examples", action="store_true", help="offer no example videos")
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
     parser.add_argument(
-        "--fps", type=float, default=None, help="sampling rate (default: the model card's, or 2)"
+        "--fps",
+        type=finite_float,
+        default=None,
+        help="sampling rate (default: the model card's, or 2)",
     )
     parser.add_argument("--max-frames", type=int, default=None, help="default: card, or 16")
     parser.add_argument(
@@ -90,9 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-pixels", type=int, default=None, help=f"default: card, or {DEFAULT_MIN_PIXELS}"
     )
     parser.add_argument(
-        "--temperature", type=float, default=None, help="default 0 (1 sample), 1.0 (several)"
+        "--temperature", type=finite_float, default=None, help="default 0 (1 sample), 1.0 (several)"
     )
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=finite_float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=None)
 
@@ -107,6 +118,8 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "--max-upload-mb and --max-duration-s must be positive"
     if args.max_samples < 1:
         return "--max-samples must be at least 1"
+    if args.max_source_pixels < 1:
+        return "--max-source-pixels must be positive"
     if not 0 <= args.port <= 65535:
         return f"--port {args.port} is not a port"
     return None
@@ -160,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_duration_s=args.max_duration_s,
         max_samples=args.max_samples,
+        max_source_pixels=args.max_source_pixels,
     )
     options = AskOptions(
         presentation=args.presentation,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from o3video import safejson
 from o3video.data.media import MediaChecker, MediaLayout, SourceRoot, check_record_media
 from o3video.data.stgr import Record, record_from_dict
 from o3video.data.validate import Issue
@@ -240,7 +241,7 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON") -> Any:
     should hold) when it is missing, unreadable or malformed (with line and column)."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return safejson.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{p}: {what} file not found", path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -265,6 +266,11 @@ def json_entries(path: Path) -> Iterator[tuple[int, Any]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read: {e}", path=str(path)) from e
+    try:  # raw_decode recurses once per bracket: bound the nesting before it
+        safejson.check_depth(text)
+    except json.JSONDecodeError as e:
+        msg = f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        raise DataError(msg, path=str(path)) from None
     decoder, index = json.JSONDecoder(), 0
     pos = _skip_ws(text, 0)
     try:

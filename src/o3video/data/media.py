@@ -131,7 +131,9 @@ class MediaChecker:
         try:
             if video:
                 info = probe_video(path)
-                sample_frames(path, num_frames=1, max_pixels=DEFAULT_MIN_PIXELS)
+                # Every frame a model would be shown (the default budget, first to last),
+                # decoded: a file cut short fails at its first missing frame.
+                sample_frames(path, max_pixels=DEFAULT_MIN_PIXELS)
                 return None, "", info.duration_s
             with Image.open(path) as image:
                 image.load()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -53,7 +54,7 @@ from o3video.data.validate import (
     parse_temporal_mcq_answer,
     reasoning_box_space,
 )
-from o3video.evidence import format_time
+from o3video.evidence import format_time, parse_trace
 from o3video.prompts import Task, task_for_stgr
 
 if TYPE_CHECKING:  # o3video.data.vstar imports o3video.data.load, which imports this module
@@ -71,6 +72,8 @@ StgrTask = Literal[
 STGR_TASK_NAMES: tuple[str, ...] = get_args(StgrTask)
 VSTAR_PROTOCOL_TASK = "V-STaR protocol"
 """The task of :class:`VStarProtocolRecord` (ours; module docstring)."""
+# An option label in an MCQ question: "A." or "A)" or "(A)", at the start or after a space.
+_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[.)]\)?(?=\s)")
 
 VStarGeneration = Literal["what", "when_1", "where_1", "where_2", "when_2"]
 VSTAR_GENERATION_KEYS: tuple[str, ...] = get_args(VStarGeneration)
@@ -351,6 +354,8 @@ def _task_record(c: Checker, raw: dict[str, Any], common: dict[str, Any]) -> Rec
         parsed["letter"] = parse_letter_answer(answer)
         if parsed["letter"] is None:
             c.error("answer", "bad_answer", f"MCQ answers are one letter, got {answer!r:.60}")
+    if parsed.get("letter") and common["question"] is not None:
+        check_option(c, parsed["letter"], common["question"])
     elif task == "temporal-spatial free-form QA":
         parsed["key_frames"] = _key_frames(c, raw)
     if not c.ok or video_path is None:
@@ -493,8 +498,28 @@ def _key_frames(c: Checker, raw: dict[str, Any]) -> tuple[KeyFrame, ...]:
     return tuple(out)
 
 
+def check_option(c: Checker, letter: str, question: str) -> None:
+    """An error when the question lists its options (``A.``, ``B)``, ... from ``A`` on) and
+    the answer ``letter`` is none of them.
+
+    >>> c = Checker(0)
+    >>> check_option(c, "E", "Which? A. red B. blue (C) green"); print(c.issues[0])
+    record 0, answer: the answer E is not one of the options A, B, C [bad_answer]
+    """
+    found = set(_OPTION.findall(question))
+    options = []
+    for k in range(26):  # the run A, B, C, ... as far as the question goes
+        if chr(65 + k) not in found:
+            break
+        options.append(chr(65 + k))
+    if len(options) >= 2 and letter not in options:
+        msg = f"the answer {letter} is not one of the options {', '.join(options)}"
+        c.error("answer", "bad_answer", msg)
+
+
 def check_times(c: Checker, record: Record, duration_s: float | None) -> None:
-    """Errors for answer spans and key-frame times past the end of the video."""
+    """Errors for answer spans, key-frame times and reasoning times (every ``<t>``) past the
+    end of the video."""
     if duration_s is None:
         return
     if isinstance(record, (TemporalQARecord, TemporalMCQRecord)):
@@ -504,3 +529,7 @@ def check_times(c: Checker, record: Record, duration_s: float | None) -> None:
             check_time_range(c, kf.time_s, f"key_frames[{i}].time", duration_s)
     if isinstance(record, VStarProtocolRecord):
         check_time_range(c, record.item.span_s[1], "vstar.timestamps[1]", duration_s)
+    if record.reasoning and not isinstance(record, VisualQARecord):
+        trace = parse_trace(f"<think>{record.reasoning}</think><answer></answer>")
+        for t_s in trace.think_times_s:  # bare times and claims' times
+            check_time_range(c, t_s, "reasoning_process", duration_s)

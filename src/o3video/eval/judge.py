@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from o3video import safejson
 from o3video.jsonl import read_lines
 from o3video.models.base import Backend, Request, SamplingParams
 
@@ -163,7 +164,7 @@ def parse_judge_reply(text: str | None) -> int:
     text = _THINK.sub(" ", text)
     for m in _JSON_OBJECT.finditer(text):
         try:
-            obj = json.loads(m.group(0))
+            obj = safejson.loads(m.group(0))  # model text: bounded nesting, never recursion
         except ValueError:
             continue
         if isinstance(obj, dict):

@@ -326,7 +326,16 @@ def check_run_json(
         "limit": limit,
         "settings": mine,
     }
-    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    # Atomically: a kill while writing leaves the old run.json or the new one, never half.
+    tmp = out / f".run.json.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, indent=1) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -337,7 +346,25 @@ def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunError(f"{run_dir}: no run.json; is this a run folder?") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: unreadable: {exc}") from exc
+        raise RunError(f"{path}: unreadable: {exc}; {_damaged_hint(Path(run_dir))}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
-        raise RunError(f"{path}: expected an object with 'settings'")
+        raise RunError(
+            f"{path}: expected an object with 'settings'; {_damaged_hint(Path(run_dir))}"
+        )
     return data
+
+
+def _damaged_hint(run_dir: Path) -> str:
+    """What a person can do about a damaged ``run.json``: the item records are kept apart
+    from it, so say how many are intact and how to resume them."""
+    try:
+        n = sum(len(read_records(p)) for p in sorted(run_dir.glob("items*.jsonl")))
+    except O3VideoError:
+        n = 0
+    if n == 0:
+        return "no item records are in the folder: delete run.json and run again"
+    return (
+        f"the {n} item record(s) in {run_dir} are intact (run.json only holds the settings): "
+        "delete run.json and run the same command again to resume them; it is rewritten "
+        "from the command's settings, so use the settings the run was started with"
+    )

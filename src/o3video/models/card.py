@@ -21,7 +21,13 @@ from typing import Any
 
 from o3video.errors import DataError
 from o3video.protocols.frames import SAMPLERS, Sampler, sample_reference_vstar
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+from o3video.video import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    MAX_SOURCE_PIXELS,
+    Clip,
+    sample_frames,
+)
 
 CARD_FILE = "o3video.json"
 
@@ -49,6 +55,7 @@ class VideoSettings:
         family's resize ``factor``; ``window`` passes on ``start_s``, ``end_s``, ``times_s``.
         The ``reference_vstar`` sampler takes a whole video file and no window."""
         if self.sampler == "reference_vstar":
+            limit = window.pop("max_source_pixels", MAX_SOURCE_PIXELS)
             if any(v is not None for v in window.values()):
                 raise ValueError("the reference_vstar sampler reads whole videos, no window")
             return sample_reference_vstar(
@@ -58,6 +65,7 @@ class VideoSettings:
                 min_pixels=self.min_pixels,
                 max_pixels=self.max_pixels,
                 factor=factor,
+                max_source_pixels=limit,
             )
         return sample_frames(
             source,

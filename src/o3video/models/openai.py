@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from o3video import safejson
 from o3video.models.base import BackendError, Message, Request, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class OpenAIBackend:
                     with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                         raw = resp.read()
                 try:
-                    return json.loads(raw)
+                    return safejson.loads(raw)  # the server's reply: bounded nesting
                 except ValueError as e:
                     raise self._error(f"the reply is not JSON: {raw[:200]!r}", index) from e
             except urllib.error.HTTPError as e:
@@ -340,7 +341,7 @@ def _server_message(error: urllib.error.HTTPError) -> str:
         raw = b""
     text = raw.decode("utf-8", "replace").strip()
     try:
-        payload = json.loads(text)
+        payload = safejson.loads(text)
     except ValueError:
         payload = None
     if isinstance(payload, dict):

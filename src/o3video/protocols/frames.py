@@ -22,7 +22,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from o3video.errors import VideoDecodeError
-from o3video.video import Clip, probe_video, sample_frame_indices
+from o3video.video import MAX_SOURCE_PIXELS, Clip, probe_video, sample_frame_indices
 
 Sampler = Literal["true_time", "reference_vstar"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
@@ -53,15 +53,21 @@ def sample_reference_vstar(
     min_pixels: int,
     max_pixels: int,
     factor: int,
+    max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Clip:
     """The reference V-STaR script's frames of ``path`` (module docstring), resized by
     ``smart_resize`` with the given pixel bounds (the script's images keep their native
     size, rounded to the factor)."""
-    info = probe_video(path)
+    info = probe_video(path, max_source_pixels)
     try:
         indices = reference_vstar_indices(info.num_frames, info.fps, fps, max_frames)
     except ValueError as e:
         raise VideoDecodeError(os.fspath(path), str(e)) from e
     return sample_frame_indices(
-        path, indices, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor
+        path,
+        indices,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        factor=factor,
+        max_source_pixels=max_source_pixels,
     )

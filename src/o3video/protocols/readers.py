@@ -50,6 +50,7 @@ from typing import Any
 
 from o3video.boxes import XYXY
 from o3video.evidence import parse_span, parse_trace
+from o3video.safejson import check_depth
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -236,6 +237,10 @@ def _load_json_text(text: str) -> Any:
             candidates.append(body[start : end + 1])
     for candidate in candidates:
         try:
+            check_depth(candidate)  # json.loads recurses: 1,000 nested "[" raise RecursionError
+        except ValueError:
+            continue
+        try:
             return json.loads(candidate)
         except ValueError:
             pass
@@ -396,6 +401,10 @@ def reference_boxes(reply: str) -> dict[str, Any] | list[Any] | None:
     if m is None:
         return None
     body = m.group(1).strip().replace("'", '"')
+    try:
+        check_depth(body)  # deeper than any box answer: unreadable, never a recursion
+    except ValueError:
+        return None
     try:
         value = json.loads(body)
         if isinstance(value, list) and all(isinstance(v, dict) for v in value):

@@ -10,17 +10,20 @@ and ``answer.json`` and ``report.html`` to download.
 
 Why it is built this way:
 
-- **Standard library server** (:class:`http.server.ThreadingHTTPServer`) and one
-  self-contained HTML/CSS/JS page shipped as package data: no new dependency (the ``[ui]``
-  extra's Gradio is not needed), nothing fetched from a CDN, so it works offline; and a test
-  can start it on port 0 in a thread with any :class:`~o3video.models.base.Backend`.
+- **Starlette on uvicorn** (:mod:`.app`): HTTP is parsed by uvicorn's h11 protocol (every
+  body framed by its length or chunks; every refusal closes its connection), idle and slow
+  clients are timed out and cost a socket, not a thread; one self-contained HTML/CSS/JS page
+  shipped as package data, nothing fetched from a CDN, so it works offline; a test starts it
+  on port 0 in a thread with any :class:`~o3video.models.base.Backend`.
 - **One parser**: the server streams JSON lines; with each text delta it sends every
   complete claim of the text so far, parsed and mapped to source pixels by the same
   :func:`o3video.answer.build_answer` that makes the final answer (DESIGN principle 1: the
   browser never sees a model's box space). The page only scales source pixels to the
   player.
 - **Safe by default**: binds 127.0.0.1 and answers only to loopback host names; uploads are
-  limited in size (HTTP 413) and duration (:func:`o3video.video.probe_video`) and kept in a
+  limited in size (HTTP 413), duration and frame size (:func:`o3video.video.probe_video`,
+  from the headers, before anything is decoded); question requests in size and JSON nesting
+  (:mod:`o3video.safejson`); uploads are kept in a
   private temporary folder (0700) that is deleted at exit; the browser names videos only by
   ids from the server's own lists, never by path; one request at a time per model, the
   others queued with their position shown (:class:`~o3video.serve.state.ModelQueue`).

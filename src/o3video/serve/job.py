@@ -157,6 +157,7 @@ class Job:
     options: AskOptions
     workspace: Workspace
     examples: Mapping[str, Example]
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
     def resolve(self, request: AskRequest) -> tuple[Path, str]:
         """The server path of the request's video and the name shown for it."""
@@ -184,6 +185,7 @@ class Job:
                 min_pixels=opts.min_pixels,
                 max_pixels=opts.max_pixels,
                 factor=self.family.factor,
+                max_source_pixels=self.limits.max_source_pixels,
             )
             # The page and the files name the video as the person knows it, not by our path.
             clip = dataclasses.replace(clip, source=shown)

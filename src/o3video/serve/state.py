@@ -27,11 +27,11 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from o3video.data.world import WorldConfig
 from o3video.errors import O3VideoError, VideoDecodeError
-from o3video.video import probe_video
+from o3video.video import MAX_SOURCE_PIXELS, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class Limits:
     - ``max_samples``: the most samples a vote may draw.
     - ``max_waiting``: requests that may wait for the model; more are told to come back (503).
     - ``max_question_chars``: the longest question.
+    - ``max_source_pixels``: the largest frame (width × height) of a video, checked from its
+      headers before anything is decoded (:data:`o3video.video.MAX_SOURCE_PIXELS`).
     - ``keep_uploads`` / ``keep_results``: how many are kept before the oldest is deleted.
     """
 
@@ -81,6 +83,7 @@ class Limits:
     max_samples: int = 8
     max_waiting: int = 8
     max_question_chars: int = 2000
+    max_source_pixels: int = MAX_SOURCE_PIXELS
     keep_uploads: int = 8
     keep_results: int = 16
 
@@ -194,8 +197,21 @@ class Workspace:
         """Copy ``length`` bytes of ``body`` into the folder and check it is a video.
 
         :class:`RequestError` 413 when ``length`` is over the limit (nothing is read), 400
-        when it is not a readable video or is too long (the file is deleted again).
+        when it is not a readable video, is too long or its frames too large (the file is
+        deleted again). The server does the same in three steps: :meth:`begin_upload`,
+        writing the body as it comes to :meth:`open_new`, :meth:`finish_upload`.
         """
+        name, upload_id, path = self.begin_upload(filename, length)
+        try:
+            _copy(body, self.open_new(path), length)
+            return self.finish_upload(upload_id, path, name)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def begin_upload(self, filename: str, length: int) -> tuple[str, str, Path]:
+        """The shown name, a new id and the path for an upload of ``length`` bytes named
+        ``filename`` by the browser; :class:`RequestError` 413 when it is too large."""
         name = clean_filename(filename)
         limit = self.limits.max_upload_bytes
         if length > limit:
@@ -207,10 +223,20 @@ class Workspace:
         upload_id = secrets.token_hex(8)
         suffix = Path(name).suffix.lower()
         path = self.uploads_dir / (upload_id + (suffix if suffix in VIDEO_SUFFIXES else ".bin"))
+        return name, upload_id, path
+
+    @staticmethod
+    def open_new(path: Path) -> BinaryIO:
+        """``path`` created for writing, readable by this user only (it must not exist)."""
+        return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+    def finish_upload(self, upload_id: str, path: Path, name: str) -> Upload:
+        """Check the written upload is a video within the limits (its headers only: frames
+        over ``max_source_pixels`` are refused before any is decoded) and keep it; else
+        :class:`RequestError` 400 and the file is deleted."""
         try:
-            _copy(body, path, length)
             try:
-                info = probe_video(path)
+                info = probe_video(path, self.limits.max_source_pixels)
             except VideoDecodeError as e:
                 reason = e.reason.replace(str(path), name)  # our path is not theirs to see
                 raise RequestError(400, f'"{name}" is not a readable video ({reason})') from e
@@ -292,9 +318,8 @@ class Workspace:
                 self._uploads.pop(old).path.unlink(missing_ok=True)
 
 
-def _copy(body: Readable, path: Path, length: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
+def _copy(body: Readable, out: BinaryIO, length: int) -> None:
+    with out:
         left = length
         while left > 0:
             chunk = body.read(min(_CHUNK, left))

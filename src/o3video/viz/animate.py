@@ -156,9 +156,13 @@ def _layout(tokens: list[Token], font: Font, width: int) -> list[_Placed]:
 
 
 def _fit(text: str, font: Font, width: float) -> str:
-    """``text``, or its longest prefix that fits ``width`` px with an ellipsis (bisection)."""
-    if font.getlength(text) <= width:
+    """``text``, or its longest prefix that fits ``width`` px with an ellipsis (bisection).
+    A glyph is at least a pixel wide, so only the first ``width + 1`` characters are ever
+    measured (PIL refuses to measure a string of a million)."""
+    limit = max(1, int(width)) + 1
+    if len(text) <= limit and font.getlength(text) <= width:
         return text
+    text = text[:limit]
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -169,7 +173,7 @@ def _fit(text: str, font: Font, width: float) -> str:
 def _wrap(text: str, font: Font, width: int, max_lines: int) -> list[str]:
     """Greedy word wrap to ``max_lines`` lines, the last cut with an ellipsis if needed."""
     lines: list[str] = []
-    words = text.split()
+    words = [w[: width + 1] for w in text.split()]  # a glyph is at least a pixel wide
     for k, word in enumerate(words):
         if lines and font.getlength(lines[-1] + " " + word) <= width:
             lines[-1] += " " + word

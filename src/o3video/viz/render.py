@@ -137,6 +137,7 @@ def draw_box(
         draw.line((cx - r, cy + r, cx + r, cy - r), fill=color, width=width)
     if label:
         font = font or get_font(font_size_for((img_w, img_h)))
+        label = shorten(label, img_w)
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         pad = 2
         tw, th = right - left + 2 * pad, bottom - top + 2 * pad
@@ -146,12 +147,25 @@ def draw_box(
         draw.text((tx + pad - left, ty + pad - top), label, fill=text_color(color), font=font)
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (the last an ellipsis): a label on a picture
+    ``limit`` px wide shows no more (a glyph is at least a pixel), and PIL refuses to lay out
+    a string of a million characters.
+
+    >>> shorten("a" * 10, 4), shorten("ab", 4)
+    ('aaa…', 'ab')
+    """
+    limit = max(1, limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def draw_caption(
     draw: ImageDraw.ImageDraw, text: str, *, image_wh: WH, font: Font | None = None
 ) -> None:
     """Write ``text`` white on a black tag at the bottom-left corner of the picture."""
     img_w, img_h = image_wh
     font = font or get_font(font_size_for((img_w, img_h)))
+    text = shorten(text, img_w)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = 3
     th = bottom - top + 2 * pad
