@@ -35,7 +35,7 @@ from o3video.models.load import load_backend
 from o3video.models.tiny import build_tiny_model
 from o3video.prompts import Task, build_messages
 from o3video.serve import AskOptions
-from o3video.video import Clip, sample_frames
+from o3video.video import Clip
 
 FAMILY = get_family("qwen2_5_vl")  # the tiny model's family
 CHECK_EVERY = 5  # steps between checks that the target is the argmax everywhere
@@ -59,14 +59,7 @@ def server_request(
     """The request ``o3video serve`` sends its model for ``video`` and ``question`` with
     ``options`` (one sample): the frames as :mod:`o3video.serve.job` decodes them, the
     messages as :func:`o3video.ask.ask` builds them."""
-    clip = sample_frames(
-        video,
-        fps=options.fps,
-        max_frames=options.max_frames,
-        min_pixels=options.min_pixels,
-        max_pixels=options.max_pixels,
-        factor=FAMILY.factor,
-    )
+    clip = options.video.sample(video, factor=FAMILY.factor)
     messages = build_messages(clip, question.strip(), task, options.presentation)
     return Request(messages, id="memorize", clip=clip)
 

@@ -21,6 +21,7 @@ from videos import encode_video
 from o3video.cli.main import main
 from o3video.families import get_family
 from o3video.models.base import BackendError, Request, SamplingParams
+from o3video.models.card import VideoSettings
 from o3video.serve import Limits, ServeServer, ensure_examples, make_server, settled_evidence
 from o3video.serve.job import AskOptions
 from o3video.video import probe_video
@@ -32,6 +33,8 @@ TRACE = (
 )
 SOURCE_WH = (320, 180)
 FAMILY = get_family("qwen2_5_vl")
+
+FOUR_FRAMES = AskOptions(video=VideoSettings(max_frames=4))
 
 
 class ScriptedBackend:
@@ -99,7 +102,11 @@ def start(backend: Any, limits: Limits | None = None, **kw: Any) -> ServeServer:
 
 @pytest.fixture
 def server(examples: Path) -> Iterator[ServeServer]:
-    srv = start(ScriptedBackend(), examples_dir=examples, options=AskOptions(max_frames=4))
+    srv = start(
+        ScriptedBackend(),
+        examples_dir=examples,
+        options=FOUR_FRAMES,
+    )
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -353,7 +360,7 @@ def test_video_is_served_with_ranges(server: ServeServer, video: Path) -> None:
 
 def test_voting_shows_every_sample_and_its_weight(video: Path) -> None:
     texts = [f"<think>look</think><answer>{a}</answer>" for a in ("red", "blue", "red")]
-    srv = start(ScriptedBackend(texts), options=AskOptions(max_frames=4))
+    srv = start(ScriptedBackend(texts), options=FOUR_FRAMES)
     try:
         up = upload(srv, video)
         events = ask_events(srv, ask_payload({"upload": up["id"]}, samples=3, vote="majority"))
@@ -378,7 +385,7 @@ def test_voting_shows_every_sample_and_its_weight(video: Path) -> None:
 
 
 def test_model_error_is_an_event(video: Path) -> None:
-    srv = start(ScriptedBackend(fail=True), options=AskOptions(max_frames=4))
+    srv = start(ScriptedBackend(fail=True), options=FOUR_FRAMES)
     try:
         up = upload(srv, video)
         events = ask_events(srv, ask_payload({"upload": up["id"]}))
@@ -401,7 +408,7 @@ def test_model_error_is_an_event(video: Path) -> None:
 
 def test_second_request_waits_in_the_queue_and_is_told(video: Path) -> None:
     gate = threading.Event()
-    srv = start(ScriptedBackend(gate=gate), options=AskOptions(max_frames=4))
+    srv = start(ScriptedBackend(gate=gate), options=FOUR_FRAMES)
     host, port = srv.server_address[:2]
     try:
         up = upload(srv, video)
@@ -438,7 +445,11 @@ def test_second_request_waits_in_the_queue_and_is_told(video: Path) -> None:
 
 def test_full_queue_is_refused_with_503(video: Path) -> None:
     gate = threading.Event()
-    srv = start(ScriptedBackend(gate=gate), Limits(max_waiting=0), options=AskOptions(max_frames=4))
+    srv = start(
+        ScriptedBackend(gate=gate),
+        Limits(max_waiting=0),
+        options=FOUR_FRAMES,
+    )
     host, port = srv.server_address[:2]
     try:
         up = upload(srv, video)

@@ -34,6 +34,7 @@ from test_serve import FAMILY, SOURCE_WH, TRACE, ScriptedBackend, expected_sourc
 from videos import encode_video
 
 from o3video.models.base import Request, SamplingParams
+from o3video.models.card import VideoSettings
 from o3video.models.hf import HFBackend
 from o3video.models.load import load_backend
 from o3video.serve import AskOptions, ServeServer, ensure_examples, make_server
@@ -50,7 +51,7 @@ MEMORIZED_TRACE = (
     "<obj>blue square</obj><box>[50,10,80,40]</box>at<t>0.5</t>s stays.</think>"
     "<answer>red</answer>"
 )
-MEMORIZED_OPTIONS = AskOptions(max_frames=4, max_pixels=8 * 28 * 28)
+MEMORIZED_OPTIONS = AskOptions(video=VideoSettings(max_frames=4, max_pixels=8 * 28 * 28))
 """``o3video serve --max-frames 4 --max-pixels 6272``: four 84×56 frames of the 320×180
 video, so that the prompt is short and the model learns it in seconds."""
 
@@ -82,7 +83,7 @@ class Served:
     """A server on a free loopback port, serving in a thread."""
 
     def __init__(self, backend: Any, **kw: Any) -> None:
-        options = kw.pop("options", AskOptions(max_frames=4))
+        options = kw.pop("options", AskOptions(video=VideoSettings(max_frames=4)))
         self.server: ServeServer = make_server(backend, port=0, options=options, **kw)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -349,7 +350,9 @@ def test_tiny_model_answer_and_parser_problems(
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
     backend = load_backend(model_dir, "hf", device="cpu")
-    served = Served(backend, options=AskOptions(max_frames=4, max_new_tokens=12))
+    served = Served(
+        backend, options=AskOptions(video=VideoSettings(max_frames=4), max_new_tokens=12)
+    )
     page, errors = open_page(browser, served)
     try:
         assert "hf:" in page.inner_text("#model")

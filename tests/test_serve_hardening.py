@@ -21,10 +21,13 @@ from typing import Any
 import pytest
 from test_serve import ScriptedBackend, call, start
 
+from o3video.models.card import VideoSettings
 from o3video.serve import ServeServer, ensure_examples
 from o3video.serve.job import AskOptions
 
 EXAMPLE = "synth_000000"
+
+FOUR_FRAMES = AskOptions(video=VideoSettings(max_frames=4))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,9 @@ def backend() -> ScriptedBackend:
 
 @pytest.fixture
 def server(examples: Path, backend: ScriptedBackend) -> Iterator[ServeServer]:
-    srv = start(backend, examples_dir=examples, options=AskOptions(max_frames=4))
+    srv = start(
+        backend, examples_dir=examples, options=AskOptions(video=VideoSettings(max_frames=4))
+    )
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -231,7 +236,9 @@ class CountingBackend(ScriptedBackend):
 def test_a_client_that_leaves_stops_its_model(examples: Path) -> None:
     gate = threading.Event()
     backend = CountingBackend(gate=gate, hold_at=12, step=6)
-    srv = start(backend, examples_dir=examples, options=AskOptions(max_frames=4))
+    srv = start(
+        backend, examples_dir=examples, options=AskOptions(video=VideoSettings(max_frames=4))
+    )
     try:
         host, port = srv.server_address[:2]
         conn = http.client.HTTPConnection(str(host), int(port), timeout=30)

@@ -40,6 +40,7 @@ from o3video.cli.ask import _backend_options
 from o3video.embedded import EmbeddedModelMissing, embedded_model_dir
 from o3video.models.card import VideoSettings, read_card, video_settings
 from o3video.models.load import load_backend
+from o3video.protocols import protocol_for_model
 from o3video.serve.state import ensure_examples
 from o3video.train.card import world_of
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
@@ -87,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-examples", action="store_true", help="offer no example videos")
     parser.add_argument("--presentation", choices=("frames", "video"), default="frames")
+    parser.add_argument(
+        "--protocol",
+        choices=("o3video", "reference"),
+        default=None,
+        help="how requests are written (README 'Protocols'); default: the model card's, else "
+        "reference (a checkpoint without a card)",
+    )
     parser.add_argument(
         "--fps",
         type=finite_float,
@@ -177,10 +185,8 @@ def run(args: argparse.Namespace) -> int:
     )
     options = AskOptions(
         presentation=args.presentation,
-        fps=video.fps,
-        max_frames=video.max_frames,
-        max_pixels=video.max_pixels,
-        min_pixels=video.min_pixels,
+        video=video,
+        protocol=protocol_for_model(args.model, args.protocol),
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,

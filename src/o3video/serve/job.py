@@ -32,9 +32,10 @@ from o3video.ask import VoteMode, ask
 from o3video.errors import O3VideoError, VideoDecodeError
 from o3video.families import ModelFamily
 from o3video.models.base import Backend
+from o3video.models.card import VideoSettings
 from o3video.prompts import TASKS, Presentation, Task
 from o3video.serve.state import Example, Limits, RequestError, Workspace
-from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Clip, sample_frames
+from o3video.video import Clip
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ _OPEN_TAIL = re.compile(r"(?:a|at)?\s*(?:<(?:t(?:>.*)?|b(?:o(?:x(?:>.*)?)?)?)?)?
 
 @dataclass(frozen=True)
 class AskOptions:
-    """How the server asks its model (the ``o3video ask`` options of the same names)."""
+    """How the server asks its model (the ``o3video ask`` options of the same names): the
+    frame budget ``video`` and the ``protocol`` (``o3video serve`` takes both from the model
+    card, as ``o3video ask`` does)."""
 
     presentation: Presentation = "frames"
-    fps: float = 2.0
-    max_frames: int = 16
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    min_pixels: int = DEFAULT_MIN_PIXELS
+    video: VideoSettings = dataclasses.field(default_factory=VideoSettings)
+    protocol: str = "o3video"
     max_new_tokens: int = 768
     temperature: float | None = None
     top_p: float = 1.0
@@ -178,14 +179,8 @@ class Job:
         try:
             emit({"type": "status", "message": "decoding frames"})
             t0 = time.perf_counter()
-            clip = sample_frames(
-                path,
-                fps=opts.fps,
-                max_frames=opts.max_frames,
-                min_pixels=opts.min_pixels,
-                max_pixels=opts.max_pixels,
-                factor=self.family.factor,
-                max_source_pixels=self.limits.max_source_pixels,
+            clip = opts.video.sample(
+                path, factor=self.family.factor, max_source_pixels=self.limits.max_source_pixels
             )
             # The page and the files name the video as the person knows it, not by our path.
             clip = dataclasses.replace(clip, source=shown)
@@ -226,6 +221,7 @@ class Job:
             family=self.family,
             task=request.task,
             presentation=opts.presentation,
+            protocol=opts.protocol,
             samples=request.samples,
             vote=request.vote,
             temperature=opts.temperature,
