@@ -26,7 +26,7 @@ from typing import Any
 
 from o3video.boxes import interval_iou
 from o3video.errors import DataError
-from o3video.eval.benchmarks import (
+from o3video.eval.bench_items import (
     BenchItem,
     Fields,
     check_items,

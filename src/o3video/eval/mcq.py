@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from o3video.eval.benchmarks import (
+from o3video.eval.bench_items import (
     LETTERS,
     BenchItem,
     answer_text,

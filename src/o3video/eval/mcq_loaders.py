@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from o3video.errors import DataError
-from o3video.eval.benchmarks import (
+from o3video.eval.bench_items import (
     LETTERS,
     BenchItem,
     Fields,
