@@ -185,6 +185,47 @@ def test_o3video_protocol_renders_true_times_and_model_space_boxes(vstar_dir: Pa
     )
     assert rendered.display() == expected
     assert rendered.vision_tokens == (120,) * 12
+    # The other four: the published task prompts (grounded free-form, temporal) and ours for
+    # Where, the same frames and duration line, the bare questions.
+    user = "<|im_end|>\n<|im_start|>user\n" + frames + "The video is in total 6.0 seconds.\n"
+    think = (
+        "The assistant MUST first think about the reasoning process in the mind and then "
+        "provide the user with the answer. The reasoning process and answer are enclosed within "
+        "<think> </think> and <answer> </answer> tags, respectively. All reasoning must be "
+        "grounded in visual evidence from the video. When you mention any related object, "
+        "person, or specific visual element in the reasoning process, you must strictly follow "
+        "the following format: `<obj>object_name</obj><box>bounding_box</box>at<t>time_in_"
+        "seconds</t>s`. "
+    )
+    where_system = (
+        "<|im_start|>system\nA conversation between user and assistant. The user provides a "
+        "video and asks where an object is at given seconds, and the Assistant locates it. "
+        + think
+        + "The answer must be a JSON object that maps each second to the object's bounding box "
+        '[x1, y1, x2, y2], like {"3": [x1, y1, x2, y2]}.'
+    )
+    note = "Boxes are [x1, y1, x2, y2] in pixels of the 420x224 frames."
+    tail = "<|im_end|>\n<|im_start|>assistant\n"
+    expected_rest = {
+        "what": "<|im_start|>system\nA conversation between user and assistant. The user "
+        "provides a video and asks a question, and the Assistant solves it. " + think + "The "
+        "answer part only requires a text response; tags like <obj>, <box>, <t> are not needed."
+        + user
+        + "What does the man hold?"
+        + tail,
+        "when_1": expected.split(frames)[0] + frames + "The video is in total 6.0 seconds.\n"
+        "When does the man hold the red ball?" + tail,
+        "where_1": where_system + user + "Where is the red ball while the man holds it?\nGive "
+        f"the object's bounding box at each of these seconds: 2, 3, 4. {note} Answer with a "
+        'JSON object mapping each second to its box, like {"2": [x1, y1, x2, y2], '
+        '"3": [x1, y1, x2, y2]}.' + tail,
+        "where_2": where_system + user + "Where is the red ball?\nGive 3 bounding boxes, one per "
+        f"whole second while it happens. {note} Answer with a JSON object mapping each second "
+        "to its box." + tail,
+    }
+    for key, text in expected_rest.items():
+        shown = render_request(processor, to_messages(prompts[key], clip), clip).display()
+        assert shown == text, key
 
 
 @needs_qwen
