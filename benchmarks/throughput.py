@@ -16,7 +16,8 @@ choice is what is measured.
 (``--threads`` = the CPU count, what torch picks when nobody says) and with the backend's
 choice (no flag: one thread for the embedded model), each alone and beside a busy process: a
 local ``while`` loop on one core, bounded to 15 minutes, started before and stopped after
-each timed run. Wall time of the whole command (start-up included).
+each timed run. Wall time of the whole command (start-up included); the median of
+``--repeats`` runs, the runs of all settings interleaved so that a drifting load hits each.
 
 **batch** — ``o3video eval vstar --batch-size B`` for B in 1, 4, 8, 16 on ``--batch-items``
 items (the backend's thread choice): items/s from the runner's own per-item time, and
@@ -148,35 +149,50 @@ def make_corpus(work: Path, n: int) -> Path:
     return corpus
 
 
-def bench_threads(work: Path, eval_items: int) -> list[dict[str, Any]]:
+def bench_threads(
+    work: Path, eval_items: int, repeats: int, commands: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each (command, busy?, threads) setting ``repeats`` times, interleaved (alone and busy
+    runs alternate, so a drifting load hits both); the median wall time of each."""
     model, corpus = embedded_model(), make_corpus(work, eval_items)
     cpus = os.cpu_count() or 1
     settings = {f"torch default ({cpus})": ["--threads", str(cpus)], "chosen (no flag)": []}
-    rows = []
-    for command in ("demo", "eval"):
-        for busy in (False, True):
+    walls: dict[str, list[float]] = {}
+    loads: dict[str, list[float]] = {}
+    threads: dict[str, list[str]] = {}
+    for command in commands:
+        for repeat in range(repeats):
             for name, flag in settings.items():
-                out = work / f"{command}-{busy}-{len(flag)}"
-                shutil.rmtree(out, ignore_errors=True)
-                if command == "demo":
-                    argv = ["demo", "--out", str(out), "--animation", "none", *flag]
-                else:
-                    argv = ["eval", "vstar", "--model", str(model), "--data", str(corpus)]
-                    argv += ["--out", str(out), *flag]
-
-                def run(argv: list[str] = argv, busy: bool = busy) -> dict[str, Any]:
+                for busy in (False, True):
+                    out = work / f"{command}-{busy}-{len(flag)}-{repeat}"
+                    if command == "demo":
+                        argv = ["demo", "--out", str(out), "--animation", "none", *flag]
+                    else:
+                        argv = ["eval", "vstar", "--model", str(model), "--data", str(corpus)]
+                        argv += ["--out", str(out), *flag]
+                    label = f"{command} {'busy' if busy else 'alone'} threads={name}"
+                    before = load()
                     with busy_process(busy):
                         wall, err = o3video(*argv)
-                    threads = re.findall(r"(\d+) CPU thread\(s\)", err)
-                    return {"wall_s": round(wall, 2), "torch_threads": threads[:1]}
-
-                label = f"{command} {'busy' if busy else 'alone'} threads={name}"
-                rows.append(timed(label, run))
+                    shutil.rmtree(out, ignore_errors=True)
+                    walls.setdefault(label, []).append(round(wall, 2))
+                    loads.setdefault(label, []).extend([before, load()])
+                    threads[label] = re.findall(r"(\d+) CPU thread\(s\)", err)[:1]
+                    run = {"label": label, "wall_s": round(wall, 2), "load_before": before}
+                    print(json.dumps({**run, "load_after": load()}), flush=True)
+    rows = [
+        {"label": label, "wall_s": statistics.median(w), "runs": w,
+         "torch_threads": threads[label], "load_min": min(loads[label]),
+         "load_max": max(loads[label])}
+        for label, w in walls.items()
+    ]  # fmt: skip
     by = {r["label"]: r["wall_s"] for r in rows}
-    for command in ("demo", "eval"):
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    for command in commands:
         for name in settings:
             ratio = by[f"{command} busy threads={name}"] / by[f"{command} alone threads={name}"]
-            print(f"{command}, threads {name}: busy / alone = {ratio:.2f}x", flush=True)
+            print(f"{command}, threads {name}: busy / alone = {ratio:.2f}x (medians)", flush=True)
     return rows
 
 
@@ -372,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="every part")
     p.add_argument("--only", nargs="+", choices=PARTS, default=None)
     p.add_argument("--eval-items", type=int, default=9, help="threads: V-STaR items")
+    p.add_argument("--repeats", type=int, default=3, help="threads: runs of each setting")
+    p.add_argument(
+        "--threads-commands", nargs="+", choices=("demo", "eval"), default=["demo", "eval"]
+    )
     p.add_argument("--batch-items", type=int, default=16, help="batch: V-STaR items")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     p.add_argument("--baseline-src", type=Path, default=None, help="cli: another checkout's src")
@@ -387,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "threads" in parts:
-            out["threads"] = bench_threads(work, args.eval_items)
+            out["threads"] = bench_threads(
+                work, args.eval_items, args.repeats, args.threads_commands
+            )
         if "batch" in parts:
             out["batch"] = bench_batch(work, args.batch_items, args.batch_sizes)
         if "cli" in parts:
