@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -290,6 +290,8 @@ def test_truncate_at_stop(text: str, stop: list[str] | None, expected: str) -> N
     pieces=st.lists(st.text(alphabet="ab</t>", max_size=4), max_size=8),
     stop=st.lists(st.text(alphabet="ab</t>", min_size=1, max_size=3), max_size=2),
 )
+@example(pieces=["b", ">", "b"], stop=[">", "b>b"])  # a longer stop begun earlier cuts earlier
+@example(pieces=["b", ">"], stop=[">", "b>b"])  # ... unless it never completes
 def test_stop_filter_streams_what_truncation_keeps(pieces: list[str], stop: list[str]) -> None:
     f = StopFilter(stop)
     out = "".join(f.feed(p) for p in pieces) + f.flush()

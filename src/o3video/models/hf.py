@@ -125,19 +125,25 @@ class StopFilter:
         if self.stopped:
             return ""
         self.text += piece
-        cut = truncate_at_stop(self.text, self.stop)
-        if len(cut) < len(self.text):
+        cut = len(truncate_at_stop(self.text, self.stop))
+        # Where a stop string may still begin: the text ends inside it. One that began
+        # before ``cut`` would, once complete, cut earlier, so the stop waits for it.
+        end = len(self.text)
+        pending = min(
+            (j for s in self.stop for j in range(max(0, end - len(s) + 1), end)
+             if s.startswith(self.text[j:])),
+            default=end,
+        )  # fmt: skip
+        if cut < end and cut <= pending:
             self.stopped = True
-            return self._release(len(cut))
-        hold = max(
-            (k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])),
-            default=0,
-        )
-        return self._release(len(self.text) - hold)
+            return self._release(cut)
+        return self._release(min(cut, pending))
 
     def flush(self) -> str:
         """The rest of the text (at the end of generation)."""
-        return "" if self.stopped else self._release(len(self.text))
+        if self.stopped:
+            return ""
+        return self._release(len(truncate_at_stop(self.text, self.stop)))
 
     def _release(self, end: int) -> str:
         out = self.text[self.released : end]
