@@ -1,8 +1,24 @@
-"""Benchmarks of evaluation: scoring V-STaR with cached judgements, and the runner's overhead.
+"""Benchmarks of evaluation: scoring V-STaR with cached judgements, the runner's overhead, and
+a backend's V-STaR throughput (items/min, generated tokens/s) on a GPU.
 
-    .venv/bin/python benchmarks/eval.py                      # both parts
+    .venv/bin/python benchmarks/eval.py                      # score and runner
     .venv/bin/python benchmarks/eval.py --only score [--items 2000] [--repeats 3]
     .venv/bin/python benchmarks/eval.py --only runner [--items 8] [--max-new-tokens 64]
+    # vLLM on a GPU: the reference setting (max_num_seqs 5, one item at a time), then o3video's
+    .venv/bin/python benchmarks/eval.py --only backend --backend vllm --model DIR --data SYNTH \
+        --items 64 --batch-size 1 --max-num-seqs 5
+    .venv/bin/python benchmarks/eval.py --only backend --backend vllm --model DIR --data SYNTH \
+        --items 64 --batch-size 16
+    .venv/bin/python benchmarks/eval.py --only backend --dry-run   # CPU: the tiny model, 2 items
+
+**backend** — ``run_vstar`` with ``--backend`` (``hf`` or ``vllm``) on ``--model`` and the
+first ``--items`` items of ``--data`` (a synthetic corpus of ``o3video data synth``; 16 frames
+per item), ``--batch-size`` items per ``generate`` call (five requests each), greedy with the
+protocol's token budget. ``--max-num-seqs`` goes to the vLLM engine (the reference evaluation
+ran vLLM with ``max_num_seqs=5``, one process per GPU). Prints items/min and generated
+tokens/s (replies re-tokenized with the model's tokenizer). ``--dry-run`` runs the same code
+with the ``hf`` backend on the tiny random model and 2 synthetic items, so the script is
+checked on a machine without a GPU or vLLM.
 
 **score** — ``--items`` V-STaR results (boxes at 2–12 whole seconds per item, answers with
 noise: shifted spans, jittered boxes, some missing seconds, fenced JSON, ``mm:ss`` times, a few
@@ -169,11 +185,76 @@ def bench_runner(n: int, max_new_tokens: int) -> dict[str, Any]:
     }
 
 
+def bench_backend(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from o3video.data.synthetic import synthesize
+    from o3video.eval.runner import read_records
+    from o3video.eval.vstar import VideoSettings, run_vstar
+    from o3video.models.load import load_backend
+    from o3video.models.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        backend_kind, model, data, items = args.backend, args.model, args.data, args.items
+        options: dict[str, Any] = {}
+        if args.dry_run:
+            backend_kind, items = "hf", 2
+            model = build_tiny_model(root / "tiny")
+            synthesize(root / "synth", items, seed=1000, workers=1)
+            data = root / "synth"
+            options["max_batch"] = 5 * args.batch_size
+        elif model is None or data is None:
+            raise SystemExit("--only backend needs --model and --data (or --dry-run)")
+        elif backend_kind == "vllm":
+            if args.max_num_seqs is not None:
+                options["max_num_seqs"] = args.max_num_seqs
+        else:
+            options["max_batch"] = 5 * args.batch_size
+        t0 = time.perf_counter()
+        backend: Any = load_backend(model, backend_kind, **options)
+        load_s = time.perf_counter() - t0
+        _, stats = run_vstar(
+            backend,
+            backend.family,
+            Path(data) / "vstar.json",
+            root / "run",
+            video=VideoSettings(max_frames=16),
+            batch_size=args.batch_size,
+            limit=items,
+            max_new_tokens=8 if args.dry_run else None,
+        )
+        records = list(read_records(root / "run" / "items.jsonl").values())
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        replies = [text for r in records for text in r["raw"].values()]
+        tokens = sum(len(tokenizer(text)["input_ids"]) for text in replies)
+    return {
+        "backend": backend_kind,
+        "dry_run": args.dry_run,
+        "model": str(model),
+        "options": options,
+        "items": stats.done,
+        "errors": stats.errors,
+        "batch_size": args.batch_size,
+        "load_s": round(load_s, 2),
+        "wall_s": round(stats.wall_s, 2),
+        "items_per_min": round(60 * stats.done / stats.wall_s, 2),
+        "generated_tokens": tokens,
+        "tokens_per_s": round(tokens / stats.wall_s, 1),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--only", choices=("score", "runner"), default=None)
+    p.add_argument("--only", choices=("score", "runner", "backend"), default=None)
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="backend: which")
+    p.add_argument("--model", default=None, help="backend: checkpoint directory")
+    p.add_argument("--data", type=Path, default=None, help="backend: synthetic corpus folder")
+    p.add_argument("--batch-size", type=int, default=16, help="backend: items per call")
+    p.add_argument("--max-num-seqs", type=int, default=None, help="backend vllm: engine limit")
+    p.add_argument("--dry-run", action="store_true", help="backend: tiny model on CPU")
     p.add_argument("--items", type=int, default=None, help="score: 2000; runner: 8")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=64)
@@ -184,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("score:", json.dumps(bench_score(args.items or 2000, args.repeats)))
     if args.only in (None, "runner"):
         print("runner:", json.dumps(bench_runner(args.items or 8, args.max_new_tokens)))
+    if args.only == "backend":
+        print("backend:", json.dumps(bench_backend(args)))
     return 0
 
 

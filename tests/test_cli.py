@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from o3video import __version__
-from o3video.cli.main import COMMANDS, main
+from o3video.cli.main import COMMANDS, Command, main
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,15 +25,17 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
 
 
-@pytest.mark.parametrize("module", COMMANDS, ids=lambda m: m.NAME)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
 def test_every_command_has_help_with_an_example(
-    module: object, capsys: pytest.CaptureFixture[str]
+    command: Command, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    name = module.NAME  # type: ignore[attr-defined]
+    module = importlib.import_module(command.module)
+    assert (command.name, command.help) == (module.NAME, module.HELP)  # the table is the module's
     with pytest.raises(SystemExit) as exc:
-        main([name, "--help"])
+        main([command.name, "--help"])
     assert exc.value.code == 0
-    assert "example" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "example" in out and module.__doc__.split("\n")[0][:40] in out
 
 
 def test_trace_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

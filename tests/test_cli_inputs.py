@@ -66,6 +66,8 @@ def _float_options() -> list[tuple[list[str], str]]:
     found = []
 
     def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        if hasattr(parser, "load"):  # a command's parser is filled in when it is used
+            parser.load()
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for name, sub in action.choices.items():
@@ -91,6 +93,8 @@ def _type_of(path: list[str], option: str) -> object:
     for name in path:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = sub.choices[name]
+        if hasattr(parser, "load"):
+            parser.load()
     return next(a for a in parser._actions if option in a.option_strings).type
 
 

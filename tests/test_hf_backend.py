@@ -15,12 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
 from o3video.models.base import BackendError, Request, SamplingParams, StreamingBackend
-from o3video.models.hf import HFBackend, StopFilter, truncate_at_stop
+from o3video.models.hf import (
+    SMALL_MODEL_PARAMS,
+    HFBackend,
+    StopFilter,
+    choose_threads,
+    truncate_at_stop,
+)
 from o3video.models.tiny import build_tiny_model
 from o3video.prompts import build_messages
 from o3video.video import Clip
@@ -84,6 +90,93 @@ def test_max_batch_splits_but_keeps_request_order(tiny_dir: Path, backend: HFBac
     requests = [frames_request(question=q) for q in ("One?", "Two, longer?", "Three")]
     small = HFBackend(tiny_dir, max_batch=2)
     assert small.generate(requests, GREEDY) == backend.generate(requests, GREEDY)
+
+
+def test_prompts_of_different_lengths_batch_longest_first_with_greedy_text_unchanged(
+    backend: HFBackend,
+) -> None:
+    # Different frame counts and questions: prompts of four lengths, in no length order.
+    requests = [
+        frames_request(2, "Short?"),
+        frames_request(6, "A much longer question about what moves and where it goes?"),
+        video_request(2, "When?"),
+        frames_request(4, "Which shape is first?"),
+    ]
+    lengths = [int(f["input_ids"].shape[1]) for f in backend._features(requests)]
+    assert len(set(lengths)) == 4
+    calls: list[list[int]] = []
+    generate = backend.model.generate
+
+    def spy(**kwargs: object) -> object:
+        ids = kwargs["input_ids"]
+        mask = kwargs["attention_mask"]
+        assert isinstance(ids, torch.Tensor) and isinstance(mask, torch.Tensor)
+        calls.append([int(m.sum()) for m in mask])  # each row's true prompt length
+        return generate(**kwargs)
+
+    backend.model.generate = spy
+    try:
+        batched = backend.generate(requests, GREEDY)
+    finally:
+        del backend.model.generate
+    assert calls == [sorted(lengths, reverse=True)]  # one call, longest prompt first
+    alone = [backend.generate([r], GREEDY)[0] for r in requests]
+    assert batched == alone  # results in request order, text identical to one at a time
+    assert len({t[0] for t in batched}) > 1
+
+
+def test_max_batch_is_requests_per_generate_call(tiny_dir: Path, backend: HFBackend) -> None:
+    requests = [frames_request(n, q) for n, q in ((2, "a?"), (4, "bb?"), (2, "ccc?"))]
+    small = HFBackend(tiny_dir, max_batch=2)
+    calls: list[int] = []
+    generate = small.model.generate
+
+    def spy(**kwargs: object) -> object:
+        ids = kwargs["input_ids"]
+        assert isinstance(ids, torch.Tensor)
+        calls.append(int(ids.shape[0]))
+        return generate(**kwargs)
+
+    small.model.generate = spy
+    assert small.generate(requests, GREEDY) == backend.generate(requests, GREEDY)
+    assert calls == [2, 1]
+
+
+def test_threads_explicit_sets_torch_threads_and_small_models_default_to_one(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = torch.get_num_threads()
+    try:
+        assert HFBackend(tiny_dir, threads=2).threads == 2 == torch.get_num_threads()
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        torch.set_num_threads(2)
+        assert HFBackend(tiny_dir).threads == 1 == torch.get_num_threads()  # 2.6 M parameters
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # read by torch at start-up: left alone
+        torch.set_num_threads(2)
+        assert HFBackend(tiny_dir).threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("n_params", "requested", "env", "expected"),
+    [
+        (2_600_000, None, {}, 1),
+        (2_600_000, 3, {"OMP_NUM_THREADS": "1"}, 3),
+        (2_600_000, None, {"OMP_NUM_THREADS": "4"}, None),
+        (SMALL_MODEL_PARAMS, None, {}, None),
+        (8_000_000_000, 2, {}, 2),
+    ],
+)
+def test_choose_threads(
+    n_params: int, requested: int | None, env: dict[str, str], expected: int | None
+) -> None:
+    assert choose_threads(n_params, requested, env)[0] == expected
+
+
+def test_choose_threads_refuses_zero() -> None:
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        choose_threads(1, 0, {})
 
 
 def test_seeded_sampling_repeats_and_leaves_the_global_rng_alone(backend: HFBackend) -> None:
@@ -197,6 +290,8 @@ def test_truncate_at_stop(text: str, stop: list[str] | None, expected: str) -> N
     pieces=st.lists(st.text(alphabet="ab</t>", max_size=4), max_size=8),
     stop=st.lists(st.text(alphabet="ab</t>", min_size=1, max_size=3), max_size=2),
 )
+@example(pieces=["b", ">", "b"], stop=[">", "b>b"])  # a longer stop begun earlier cuts earlier
+@example(pieces=["b", ">"], stop=[">", "b>b"])  # ... unless it never completes
 def test_stop_filter_streams_what_truncation_keeps(pieces: list[str], stop: list[str]) -> None:
     f = StopFilter(stop)
     out = "".join(f.feed(p) for p in pieces) + f.flush()

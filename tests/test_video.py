@@ -235,6 +235,28 @@ def test_snap_never_repeats_a_keyframe(videos: dict[str, Path]) -> None:
     assert_real_frames(clip, [float(k / NTSC) for k in range(300)])
 
 
+def test_snap_by_default_takes_the_nearest_keyframe_for_every_wanted_time(
+    videos: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A keyframe every 1.001 s (the last at 9.009 s): the default tolerance is half of it.
+    true_times = [float(k / NTSC) for k in range(300)]
+    keyframes = np.asarray(true_times[::30])
+    with caplog.at_level(logging.DEBUG, logger="o3video"):
+        clip = sample_frames(videos["cfr.mp4"], num_frames=7, mode="snap")
+    exact = sample_frames(videos["cfr.mp4"], num_frames=7)
+    assert_real_frames(clip, true_times)
+    assert "snap: keyframes within 0.501 s of each wanted time" in caplog.text
+    assert "longest keyframe interval is 1.001 s" in caplog.text
+    for t, wanted in zip(clip.times_s[:-1], exact.times_s[:-1], strict=True):
+        k = keyframes[np.argmin(np.abs(keyframes - wanted))]
+        assert abs(t - k) < MS  # the nearest keyframe, at its true time
+        assert abs(t - wanted) <= 1.001 / 2 + 1 / NTSC
+    # The last wanted time (9.976 s) is 0.967 s after the last keyframe: its exact frame.
+    assert clip.times_s[-1] == exact.times_s[-1]
+    decoded = int(re.findall(r"decoded (\d+) frames", caplog.text)[0])
+    assert decoded <= 6 + 30 + 2  # six lone keyframes, and one run through the last GOP
+
+
 def test_snap_with_zero_tolerance_is_exact(videos: dict[str, Path]) -> None:
     snap = sample_frames(videos["cfr.mp4"], num_frames=8, mode="snap", snap_tolerance_s=0.0)
     exact = sample_frames(videos["cfr.mp4"], num_frames=8)

@@ -15,7 +15,16 @@ Which frames:
   if both are taken (wanted times denser than the frames of a variable-frame-rate video),
   the next free frame. A clip has fewer frames than asked only if the window runs out.
 - ``mode="snap"``: the nearest keyframe within ``snap_tolerance_s`` not taken yet, decoded
-  alone (a seek, and the decoder skips non-key frames), else the exact frame.
+  alone (a seek, and the decoder skips non-key frames), else the exact frame. By default
+  (``snap_tolerance_s=None``) the tolerance is **half the longest keyframe interval** of the
+  file, so every wanted time has a keyframe in reach and a clip costs about as much as
+  decoding that many lone keyframes; each frame still reports its true time, at most that
+  tolerance from its wanted time (logged with the file's keyframe interval). Two wanted
+  times nearest one keyframe (wanted times denser than the keyframes): the later one takes
+  the other neighbouring keyframe if in reach, else its exact frame; so does a wanted time
+  after the last keyframe by more than the tolerance (the tail). A file without a
+  keyframe index (MPEG-TS) uses :data:`DEFAULT_SNAP_TOLERANCE_S`; a file with one keyframe,
+  half its duration.
 
 Frames come back in time order, each a real decoded frame, ``times_s`` its PTS
 (``(pts - stream.start_time) · time_base``: the first frame is at ≈ 0 s).
@@ -31,6 +40,7 @@ open; mkv and MPEG-TS decode up to the cut, and a wanted time after the last dec
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -67,6 +77,8 @@ MAX_ASPECT_RATIO = 200
 # Qwen merges frames in temporal pairs, so frame counts are even (qwen-vl-utils FRAME_FACTOR).
 FRAME_FACTOR = 2
 DEFAULT_SNAP_TOLERANCE_S = 2.0
+"""Snap tolerance (s) for a file whose keyframes are not indexed."""
+
 # The largest coded frame (width × height) a video may have before anything is decoded: well
 # above 8K (7680×4320); a 16000×16000 frame would take ~768 MB decoded, one frame at a time.
 MAX_SOURCE_PIXELS = 8192 * 8192
@@ -252,7 +264,7 @@ def sample_frames(
     num_frames: int | None = None,
     factor: int = QWEN25_FACTOR,
     mode: Mode = "exact",
-    snap_tolerance_s: float = DEFAULT_SNAP_TOLERANCE_S,
+    snap_tolerance_s: float | None = None,
     times_s: Sequence[float] | None = None,
     max_source_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Clip:
@@ -283,8 +295,9 @@ def sample_frames(
         start_s is not None and end_s is not None and start_s > end_s
     ):
         raise VideoDecodeError(name, f"bad window start_s={start_s} end_s={end_s}")
-    if mode not in ("exact", "snap") or not (
-        math.isfinite(snap_tolerance_s) and snap_tolerance_s >= 0
+    if mode not in ("exact", "snap") or (
+        snap_tolerance_s is not None
+        and not (math.isfinite(snap_tolerance_s) and snap_tolerance_s >= 0)
     ):
         raise VideoDecodeError(name, f"bad {mode=} or {snap_tolerance_s=}")
     budget = _Budget(fps, min_frames, max_frames, num_frames, factor, min_pixels, max_pixels)
@@ -325,13 +338,41 @@ class _Budget:
         return w, h
 
 
+def _snap_tolerance(
+    path: str,
+    info: VideoInfo,
+    clock: Clock,
+    keyframes: list[int],
+    tolerance_s: float | None,
+    mode: Mode,
+) -> int | None:
+    """The snap tolerance in PTS units (``None`` in exact mode); see the module docstring."""
+    if mode != "snap":
+        return None
+    if len(keyframes) >= 2:
+        gop_s = max(b - a for a, b in itertools.pairwise(keyframes)) * float(clock.tb)
+        why = f"the longest keyframe interval is {gop_s:.3f} s"
+    elif keyframes:
+        gop_s = info.duration_s
+        why = f"one keyframe in {gop_s:.3f} s"
+    else:
+        gop_s = 2 * DEFAULT_SNAP_TOLERANCE_S
+        why = "no keyframe index"
+    if tolerance_s is None:
+        tolerance_s = gop_s / 2
+    logger.info(
+        "%s: snap: keyframes within %.3f s of each wanted time (%s)", path, tolerance_s, why
+    )
+    return round(tolerance_s / clock.tb)
+
+
 def _sample_video(
     path: str,
     budget: _Budget,
     start_s: float | None,
     end_s: float | None,
     mode: Mode,
-    snap_tolerance_s: float,
+    snap_tolerance_s: float | None,
     max_source_pixels: int,
 ) -> Clip:
     with open_video(path) as container:
@@ -356,7 +397,7 @@ def _sample_video(
         clock,
         keyframes,
         budget.size_wh(path, info.source_wh),
-        tol=round(snap_tolerance_s / clock.tb) if mode == "snap" else None,
+        tol=_snap_tolerance(path, info, clock, keyframes, snap_tolerance_s, mode),
         lo=-math.inf if start_s is None else clock.to_pts(start_s),
         hi=math.inf if end_s is None else clock.to_pts(end_s),
         # The decoders refuse frames over the budget whatever the headers said (FFmpeg pads

@@ -22,7 +22,7 @@ from typing import Any
 from o3video.answer import Answer
 from o3video.ask import ask
 from o3video.cli import finite_float
-from o3video.cli._model import add_model_arguments
+from o3video.cli._model import add_model_arguments, backend_options
 from o3video.prompts import TASKS
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, MAX_SOURCE_PIXELS
 
@@ -89,13 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.backend == "openai":
-        return {"base_url": args.base_url}
-    if args.backend == "hf" and args.device:
-        return {"device": args.device}
     if args.backend == "vllm":
         return {"presentation": args.presentation}
-    return {}
+    return backend_options(args)
 
 
 def context_tokens(model: str) -> int | None:

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from o3video.cli._model import add_threads_argument
+
 NAME = "demo"
 HELP = "ask the embedded tiny model about a synthetic video and see its evidence (offline)"
 EXAMPLES = """examples:
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--animation", choices=("gif", "mp4", "none"), default="gif")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--device", default=None, help="cpu (default), cuda, ...")
+    add_threads_argument(parser)
 
 
 def _questions(corpus: Path) -> list[tuple[str, str, str, str]]:
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     world = world_of(model_dir, default=WorldConfig())
     synthesize(corpus, 1, seed=args.seed, config=world, workers=1)
     path = next((corpus / "videos").glob("*.mp4"))
-    options: dict[str, Any] = {"device": args.device or "cpu"}
+    options: dict[str, Any] = {"device": args.device or "cpu", "threads": args.threads}
     backend: Any = load_backend(model_dir, "hf", **options)
     clip = video.sample(path, factor=backend.family.factor)
     w, h = clip.source_wh

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from o3video.cli import finite_float
-from o3video.cli._model import add_model_arguments
+from o3video.cli._model import add_model_arguments, backend_options
 from o3video.cli._progress import ProgressLine, format_duration
 from o3video.errors import DataError
 from o3video.eval.judge import Judge, make_judge
@@ -39,6 +39,7 @@ from o3video.families import ModelFamily, get_family
 from o3video.models.base import Backend
 from o3video.models.card import VideoSettings, video_settings
 from o3video.protocols import INFERENCE_PROTOCOLS, protocol_for_model
+from o3video.protocols.vstar import GENERATIONS
 from o3video.video import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 RUN_EXAMPLES = """examples:
@@ -108,7 +109,12 @@ def _runner_arguments(p: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="the run folder (resumable); needed to run"
     )
     p.add_argument("--shard", type=Shard.parse, default=Shard(), help="i/n: this process's share")
-    p.add_argument("--batch-size", type=int, default=1, help="items per generate call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="items per generate call (V-STaR: their five questions each in one batch)",
+    )
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--retry-errors", action="store_true", help="run failed items again")
     frames = "default: the model's o3video.json, else "
@@ -246,11 +252,9 @@ def _backend(args: argparse.Namespace) -> tuple[Backend, ModelFamily, VideoSetti
         raise RunError("--backend openai needs --base-url")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise RunError("--batch-size and --limit must be at least 1")
-    options: dict[str, Any] = {}
-    if args.backend == "openai":
-        options["base_url"] = args.base_url
-    elif args.backend == "hf" and args.device:
-        options["device"] = args.device
+    # One generate call per batch of items: V-STaR asks five questions an item.
+    per_item = 1 if getattr(args, "benchmark", None) else len(GENERATIONS)
+    options = backend_options(args, max_batch=args.batch_size * per_item)
     backend = load_backend(args.model, args.backend, **options)
     family = getattr(backend, "family", None) or get_family(args.family or "qwen2_5_vl")
     video = frame_settings(args)

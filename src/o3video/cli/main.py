@@ -1,20 +1,93 @@
-"""Entry point of the ``o3video`` command: builds the parser from one module per command."""
+"""Entry point of the ``o3video`` command: builds the parser from one module per command.
+
+Light start-up: a command's module (and what it imports: numpy, PyAV, torch ...) is imported
+only when that command is parsed, so ``o3video --help`` imports none of them and ``o3video
+trace`` only what tracing needs. :data:`COMMANDS` names each command, its module and its
+one-line help (which must equal the module's ``HELP``; a test checks it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from typing import Any, NamedTuple
 
 from o3video import __version__
-from o3video.cli import add_command, ask, data, demo, probe, serve, trace, train
-from o3video.cli import eval as eval_cmd
 from o3video.errors import O3VideoError
 
-# Order shown in --help. Each module provides NAME, HELP, add_arguments(parser), run(args).
-COMMANDS: tuple[ModuleType, ...] = (ask, demo, probe, trace, data, train, eval_cmd, serve)
+
+class Command(NamedTuple):
+    """One command: its name, the module that implements it (``NAME``, ``HELP``, optional
+    ``EXAMPLES``, ``add_arguments(parser)``, ``run(args)``) and its one-line help."""
+
+    name: str
+    module: str
+    help: str
+
+
+# Order shown in --help.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "ask",
+        "o3video.cli.ask",
+        "ask a model about a video and see its evidence (object, box, time)",
+    ),
+    Command(
+        "demo",
+        "o3video.cli.demo",
+        "ask the embedded tiny model about a synthetic video and see its evidence (offline)",
+    ),
+    Command(
+        "probe",
+        "o3video.cli.probe",
+        "show a video's stream facts and the frames (with true times) a model would see",
+    ),
+    Command(
+        "trace",
+        "o3video.cli.trace",
+        "parse a grounded trace (<think>/<obj>/<box>/<t>) and list claims and problems",
+    ),
+    Command(
+        "data", "o3video.cli.data", "check, summarise or synthesise STGR and V-STaR data files"
+    ),
+    Command(
+        "train", "o3video.cli.train", "train a model: SFT cold start (sft), then GSPO/GRPO (rl)"
+    ),
+    Command(
+        "eval", "o3video.cli.eval", "run and score a model on a benchmark (V-STaR), compare runs"
+    ),
+    Command(
+        "serve",
+        "o3video.cli.serve",
+        "a local web page: ask about a video, watch the reasoning, click the evidence",
+    ),
+)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, filled in from its module when the command is parsed."""
+
+    command_module: str | None = None
+
+    def load(self) -> None:
+        """Import the command's module and add its arguments (once)."""
+        if self.command_module is not None:
+            module: Any = importlib.import_module(self.command_module)
+            self.command_module = None
+            self.description = module.__doc__
+            self.epilog = getattr(module, "EXAMPLES", None)
+            module.add_arguments(self)
+            self.set_defaults(_run=module.run)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self.load()
+        return super().parse_known_args(args, namespace)
+
 
 EPILOG = """examples:
   o3video probe clip.mp4 --fps 2 --max-frames 16     # sampled frames and their true times
@@ -33,9 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"o3video {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        add_command(sub, module, "_run")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    for command in COMMANDS:
+        command_parser = sub.add_parser(
+            command.name, help=command.help, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        command_parser.command_module = command.module
     return parser
 
 

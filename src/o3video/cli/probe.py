@@ -3,8 +3,10 @@
 Prints the stream's frame rate (as a float: 29.97 stays 29.97), duration, size and frame
 count, then samples frames exactly as the model input would (Qwen ``smart_resize``, the
 frame budget) and lists each frame's true presentation time. ``--mode snap`` takes the
-nearest keyframe within ``--snap-tolerance`` seconds instead, which is much faster on long
-videos. ``--save DIR`` writes the sampled frames as PNG files named by their time.
+nearest keyframe within ``--snap-tolerance`` seconds instead (default: half the longest
+keyframe interval, so every wanted time has one), which is much faster on long videos; each
+frame still shows its true time. ``--save DIR`` writes the sampled frames as PNG files named
+by their time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from o3video.cli import finite_float
 from o3video.video import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
-    DEFAULT_SNAP_TOLERANCE_S,
     MAX_SOURCE_PIXELS,
     QWEN25_FACTOR,
     probe_video,
@@ -51,7 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=finite_float, default=None, help="window start (s)")
     parser.add_argument("--end", type=finite_float, default=None, help="window end (s)")
     parser.add_argument("--mode", choices=("exact", "snap"), default="exact")
-    parser.add_argument("--snap-tolerance", type=finite_float, default=DEFAULT_SNAP_TOLERANCE_S)
+    parser.add_argument(
+        "--snap-tolerance",
+        type=finite_float,
+        default=None,
+        help="snap: seconds (default: half the longest keyframe interval, so every wanted "
+        "time has a keyframe in reach)",
+    )
     parser.add_argument("--save", type=Path, default=None, help="write frames as PNG here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

@@ -9,9 +9,18 @@ GPU, else CPU in float32.
   :func:`o3video.prompts.processor_inputs`, so frames are not resized again and a native
   video gets its true timing (``video_metadata``). A request without a clip (an image crop
   and a question) is rendered with the chat template and the processor resizes its images.
-- **Batches**: up to ``max_batch`` requests per ``generate`` call, each processed alone and
-  then collated with **left** padding (so every row's new tokens start at one column);
-  images and videos are concatenated in request order, as the model consumes them.
+- **Batches**: every request is processed alone, then the requests are sorted by prompt
+  length (longest first) and cut into batches of up to ``max_batch``, each one
+  ``model.generate`` call, collated with **left** padding (so every row's new tokens start
+  at one column) and images and videos concatenated in batch order, as the model consumes
+  them. Sorting keeps the padding small; results come back in request order.
+- **Threads** (CPU only): :func:`choose_threads`. An explicit ``threads`` wins; else
+  ``OMP_NUM_THREADS`` (which torch honours itself) is left alone; else a model under
+  :data:`SMALL_MODEL_PARAMS` parameters runs on **one** thread. A small model gains little
+  from more threads on an idle machine (one thread is at most ~18 % slower on the embedded
+  model) and loses a lot beside a busy process (OpenMP threads spin waiting for a core:
+  3.4× slower demo, up to 17× slower evaluation; ``benchmarks/README.md``). Larger models
+  keep torch's default (one thread per core). ``torch.set_num_threads`` is process-wide.
 - **Sampling** is exactly :class:`~o3video.models.base.SamplingParams`: temperature 0 is
   greedy (``n`` copies of one completion), otherwise ``do_sample`` with ``temperature`` and
   ``top_p`` and ``num_return_sequences = n``. The checkpoint's own sampling defaults
@@ -35,7 +44,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from o3video.families import family_for_config
@@ -51,6 +60,38 @@ logger = logging.getLogger(__name__)
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
 """Processor outputs laid out per token (``(1, L)``): left-padded when collated."""
+
+SMALL_MODEL_PARAMS = 100_000_000
+"""Below this many parameters the ``hf`` backend runs on one CPU thread by default."""
+
+
+def choose_threads(
+    n_params: int, requested: int | None, environ: Mapping[str, str] | None = None
+) -> tuple[int | None, str]:
+    """The torch thread count for a model of ``n_params`` parameters on CPU, and why:
+    ``requested`` if given; ``None`` (leave torch alone) when ``OMP_NUM_THREADS`` is set in
+    ``environ`` (default ``os.environ``) or the model is not small; else 1.
+
+    >>> choose_threads(3_000_000, None, {})
+    (1, 'a small model (3.0 M parameters): one thread')
+    >>> choose_threads(3_000_000, 2, {})
+    (2, '--threads 2')
+    >>> choose_threads(3_000_000, None, {"OMP_NUM_THREADS": "2"})
+    (None, 'OMP_NUM_THREADS=2')
+    >>> choose_threads(7_000_000_000, None, {})[0] is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got {requested}")
+        return requested, f"--threads {requested}"
+    if env.get("OMP_NUM_THREADS", "").strip():
+        return None, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS'].strip()}"
+    millions = f"{n_params / 1e6:.1f} M parameters"
+    if n_params < SMALL_MODEL_PARAMS:
+        return 1, f"a small model ({millions}): one thread"
+    return None, f"a large model ({millions}): torch's default"
 
 
 def truncate_at_stop(text: str, stop: Sequence[str] | None) -> str:
@@ -84,19 +125,25 @@ class StopFilter:
         if self.stopped:
             return ""
         self.text += piece
-        cut = truncate_at_stop(self.text, self.stop)
-        if len(cut) < len(self.text):
+        cut = len(truncate_at_stop(self.text, self.stop))
+        # Where a stop string may still begin: the text ends inside it. One that began
+        # before ``cut`` would, once complete, cut earlier, so the stop waits for it.
+        end = len(self.text)
+        pending = min(
+            (j for s in self.stop for j in range(max(0, end - len(s) + 1), end)
+             if s.startswith(self.text[j:])),
+            default=end,
+        )  # fmt: skip
+        if cut < end and cut <= pending:
             self.stopped = True
-            return self._release(len(cut))
-        hold = max(
-            (k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])),
-            default=0,
-        )
-        return self._release(len(self.text) - hold)
+            return self._release(cut)
+        return self._release(min(cut, pending))
 
     def flush(self) -> str:
         """The rest of the text (at the end of generation)."""
-        return "" if self.stopped else self._release(len(self.text))
+        if self.stopped:
+            return ""
+        return self._release(len(truncate_at_stop(self.text, self.stop)))
 
     def _release(self, end: int) -> str:
         out = self.text[self.released : end]
@@ -153,8 +200,10 @@ class HFBackend:
     ``name_or_path``: a local checkpoint directory or a hub name. ``device``: ``"cuda"``,
     ``"cpu"``, ``"cuda:1"`` ... (default: CUDA when available). ``dtype``: a ``torch.dtype``
     or its name (default bfloat16 on CUDA, float32 on CPU). ``max_batch``: requests per
-    ``model.generate`` call. ``attn_implementation`` is passed to ``from_pretrained``.
-    Attributes: ``name`` (``hf:<name_or_path>``), ``family``, ``model``, ``processor``.
+    ``model.generate`` call. ``threads``: torch's CPU threads (default:
+    :func:`choose_threads`). ``attn_implementation`` is passed to ``from_pretrained``.
+    Attributes: ``name`` (``hf:<name_or_path>``), ``family``, ``model``, ``processor``,
+    ``threads`` (torch's thread count after loading; ``None`` on a GPU).
     """
 
     def __init__(
@@ -163,7 +212,8 @@ class HFBackend:
         *,
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
-        max_batch: int = 4,
+        max_batch: int = 16,
+        threads: int | None = None,
         attn_implementation: str | None = None,
     ) -> None:
         import torch
@@ -186,6 +236,16 @@ class HFBackend:
         except (OSError, ValueError) as e:
             raise BackendError(self.name, f"cannot load the model: {e}") from e
         self.model: Any = model.to(self.device).eval()
+        self.threads: int | None = None
+        if self.device.type == "cpu":
+            n_params = sum(p.numel() for p in self.model.parameters())
+            chosen, why = choose_threads(n_params, threads)
+            if chosen is not None:
+                torch.set_num_threads(chosen)
+            self.threads = torch.get_num_threads()
+            logger.info("%s: %d CPU thread(s) (%s)", self.name, self.threads, why)
+        elif threads is not None:
+            logger.warning("%s: threads=%d ignored on %s", self.name, threads, self.device)
         self.tokenizer = self.processor.tokenizer
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
@@ -203,12 +263,19 @@ class HFBackend:
         return f"HFBackend({self.name!r}, device={str(self.device)!r})"
 
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[str]]:
-        """``params.n`` completions per request, in request order, ``max_batch`` at a time."""
-        results: list[list[str]] = []
-        for chunk_index, start in enumerate(range(0, len(requests), self.max_batch)):
-            chunk = requests[start : start + self.max_batch]
-            seed = None if params.seed is None else params.seed + chunk_index
-            results.extend(self._generate_chunk(chunk, start, params, seed))
+        """``params.n`` completions per request, in request order; the requests run longest
+        prompt first, ``max_batch`` at a time (see the module docstring)."""
+        features = self._features(requests)
+        order = sorted(range(len(requests)), key=lambda i: -int(features[i]["input_ids"].shape[1]))
+        results: list[list[str]] = [[] for _ in requests]
+        for batch_index, start in enumerate(range(0, len(order), self.max_batch)):
+            rows = order[start : start + self.max_batch]
+            seed = None if params.seed is None else params.seed + batch_index
+            inputs = collate([features[i] for i in rows], self.pad_token_id).to(self.device)
+            for i, texts in zip(
+                rows, self._generate_batch(inputs, rows, params, seed), strict=True
+            ):
+                results[i] = texts
         return results
 
     def stream(self, request: Request, params: SamplingParams) -> Generator[str, None, None]:
@@ -222,7 +289,7 @@ class HFBackend:
 
         if params.n != 1:
             raise ValueError(f"stream gives one completion; got n={params.n}")
-        inputs = self._inputs([request], 0)
+        inputs = collate(self._features([request]), self.pad_token_id).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
 
@@ -263,33 +330,37 @@ class HFBackend:
         if errors:
             raise BackendError(self.name, f"generation failed: {errors[0]!r}") from errors[0]
 
-    def _generate_chunk(
-        self, chunk: Sequence[Request], start: int, params: SamplingParams, seed: int | None
+    def _generate_batch(
+        self, inputs: BatchFeature, rows: Sequence[int], params: SamplingParams, seed: int | None
     ) -> list[list[str]]:
-        inputs = self._inputs(chunk, start)
         try:
             ids = self._run(inputs, params, seed)
         except (RuntimeError, ValueError) as e:  # out of memory, bad shapes
-            raise BackendError(self.name, f"generation failed: {e}", request_index=start) from e
+            which = f" (a batch of requests {', '.join(map(str, sorted(rows)))})"
+            index = rows[0] if len(rows) == 1 else None
+            raise BackendError(
+                self.name, f"generation failed{which if index is None else ''}: {e}",
+                request_index=index,
+            ) from e  # fmt: skip
         new_tokens = ids[:, inputs["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         texts = [truncate_at_stop(t, params.stop) for t in texts]
         per_request = params.n if params.temperature > 0 else 1
-        grouped = [texts[i * per_request : (i + 1) * per_request] for i in range(len(chunk))]
+        grouped = [texts[i * per_request : (i + 1) * per_request] for i in range(len(rows))]
         if per_request != params.n:  # greedy: every sample is the same completion
             grouped = [g * params.n for g in grouped]
         return grouped
 
-    def _inputs(self, requests: Sequence[Request], start: int) -> BatchFeature:
+    def _features(self, requests: Sequence[Request]) -> list[BatchFeature]:
         features = []
         for i, request in enumerate(requests):
             try:
                 features.append(self._request_inputs(request))
             except (ValueError, TypeError, KeyError) as e:
                 raise BackendError(
-                    self.name, f"cannot prepare the model inputs: {e}", request_index=start + i
+                    self.name, f"cannot prepare the model inputs: {e}", request_index=i
                 ) from e
-        return collate(features, self.pad_token_id).to(self.device)
+        return features
 
     def _request_inputs(self, request: Request) -> BatchFeature:
         if request.clip is not None:

@@ -97,9 +97,10 @@ class VLLMBackend:
 
     ``presentation`` sizes the engine's multimodal budget (``limit_mm_per_prompt``, which
     ``limit_mm_per_prompt`` overrides); ``tensor_parallel_size``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``enable_prefix_caching``, ``seed`` and ``engine_options`` go to
-    ``vllm.LLM``. Attributes: ``name`` (``vllm:<name_or_path>``), ``family``, ``processor``
-    (for the chat template), ``llm`` (the engine), ``limits``.
+    ``max_model_len``, ``enable_prefix_caching``, ``seed``, ``max_num_seqs`` (sequences the
+    engine runs at once; the reference evaluation used 5; default vLLM's) and
+    ``engine_options`` go to ``vllm.LLM``. Attributes: ``name`` (``vllm:<name_or_path>``),
+    ``family``, ``processor`` (for the chat template), ``llm`` (the engine), ``limits``.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class VLLMBackend:
         limit_mm_per_prompt: Mapping[str, int] | None = None,
         enable_prefix_caching: bool = True,
         seed: int = 0,
+        max_num_seqs: int | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         from transformers import AutoProcessor
@@ -136,6 +138,8 @@ class VLLMBackend:
         }
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
+        if max_num_seqs is not None:
+            options["max_num_seqs"] = max_num_seqs
         options.update(engine_options or {})
         self.llm = self._vllm.LLM(**options)
         logger.info(
