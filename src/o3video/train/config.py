@@ -196,6 +196,10 @@ class RLConfig(TrainConfig):
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
     vllm_server_base_url: str | None = None
+    vllm_max_model_length: int | None = None
+    """vLLM's context length (prompt + completion); ``None``: the run's own need,
+    :func:`o3video.train.plan.context_tokens` (frames × tokens per frame + text + completion),
+    instead of the model's 128k, whose KV cache would not fit beside the weights."""
     log_completions: bool = False
 
 
