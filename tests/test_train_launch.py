@@ -58,10 +58,10 @@ def test_vllm_context_length_defaults_to_the_runs_need() -> None:
     from o3video.train.rl import grpo_args
 
     cfg = _rl_config("output_dir=/nonexistent/x", "rl.bf16=false")
-    # 16 frames × (100352 / 28² = 128 vision tokens + 14 label/marker tokens) + 1024 text
-    # + 768 completion = 4064, rounded up to 256: 4096 (not Qwen2.5-VL's 128 000).
+    # (16 frames + 4 key frames) × (100352 / 28² = 128 vision tokens + 14 label and marker
+    # tokens) + 512 text + 768 completion = 4120, rounded up to 256: 4352 (not 128 000).
     args = GRPOConfig(**grpo_args(cfg))
-    assert args.vllm_max_model_length == 4096
+    assert args.vllm_max_model_length == 4352
     cfg = _rl_config("output_dir=/nonexistent/x", "rl.bf16=false", "vllm_max_model_length=8192")
     assert GRPOConfig(**grpo_args(cfg)).vllm_max_model_length == 8192
     off = _rl_config("output_dir=/x", "rl.use_vllm=false")
