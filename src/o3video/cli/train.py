@@ -9,6 +9,8 @@ written to the output folder; the final model and processor go to ``<output_dir>
 Multi-GPU / multi-node: run the same command under ``accelerate launch`` (see the recipes).
 ``o3video train plan --config RECIPE [--gpus N] [--gpu-memory 80]`` prints the estimated peak
 memory per GPU of each way of training the recipe (:mod:`o3video.train.plan`), loading no weight.
+With ``model.lora`` the final folder holds a LoRA adapter (:mod:`o3video.train.lora`);
+``o3video train merge ADAPTER_DIR --out DIR`` writes its merged weights.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import argparse
 from pathlib import Path
 
 NAME = "train"
-HELP = "train a model: SFT cold start (sft), then GSPO/GRPO (rl); plan its memory (plan)"
+HELP = "train a model: SFT (sft), then GSPO/GRPO (rl); memory plan (plan); merge LoRA (merge)"
 EXAMPLES = """examples:
   o3video train sft --config recipes/synthetic-tiny-sft.yaml
   o3video train rl --config recipes/synthetic-tiny-gspo.yaml model.path=runs/tiny-sft/final
@@ -82,6 +84,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cpu: per process, without CUDA's overhead and vLLM (default: cuda)",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p = sub.add_parser(
+        "merge",
+        help="merge a LoRA adapter folder into its base: plain weights",
+        description="Load the base model an adapter folder names, apply the adapter, merge "
+        "it into the weights and save model, processor and card to --out (for vLLM, or to "
+        "share one folder).",
+        epilog="example:\n  o3video train merge runs/qwen2.5-vl-7b-lora-sft/final "
+        "--out runs/qwen2.5-vl-7b-lora-sft/merged",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("adapter", type=Path, metavar="ADAPTER_DIR", help="o3video train's final/")
+    p.add_argument("--out", type=Path, required=True, help="folder for the merged model")
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="dtype to load and save the weights in (auto: the base's)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stage == "plan":
         return _plan(args)
+    if args.stage == "merge":
+        from o3video.train.lora import merge_adapter
+
+        print(f"merged model: {merge_adapter(args.adapter, args.out, args.dtype)}")
+        return 0
     config = load_config(args.config, args.overrides, stage=args.stage)
     if args.print_config:
         import yaml  # type: ignore[import-untyped]

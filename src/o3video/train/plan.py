@@ -346,7 +346,7 @@ def advice(config: Any, stage: str, estimates: list[Estimate], gpu_memory: float
     if not fitting:
         tips.append(f"nothing fits {gpu_memory / GIB:.0f} GiB per GPU as the recipe stands")
     zero3 = by_mode["zero3"]
-    if not fits(zero3.total, gpu_memory):
+    if config.model.lora is None and not fits(zero3.total, gpu_memory):
         fixed = zero3.activations + zero3.logits + zero3.rollout + zero3.overhead
         sharded = zero3.total - fixed
         if fixed < gpu_memory:
@@ -370,10 +370,30 @@ def advice(config: Any, stage: str, estimates: list[Estimate], gpu_memory: float
         tips.append(f"vLLM colocated takes rl.vllm_gpu_memory_utilization "
                     f"({config.rl.vllm_gpu_memory_utilization}) of each GPU; lower it, or "
                     "rl.vllm_mode: server on a GPU of its own")  # fmt: skip
-    if not fits(by_mode["full"].total, gpu_memory) and fits(by_mode["lora"].total, gpu_memory):
-        tips.append("LoRA fits: model.lora: {r: 16} (recipes/qwen2.5-vl-7b-lora-*.yaml)")
-    elif not fits(by_mode["lora"].total, gpu_memory) and fits(by_mode["qlora"].total, gpu_memory):
-        tips.append("QLoRA fits: model.lora: {r: 16} and model.quantization: 4bit")
+    if stage == "rl" and config.rl.use_vllm and config.rl.vllm_mode == "colocate":
+        # vLLM holds its own copy of the (merged) weights in model.dtype, plus a KV cache.
+        vllm_weights = _bytes(config.model.dtype, shape) * shape.params()
+        share = config.rl.vllm_gpu_memory_utilization * gpu_memory
+        if share < 1.1 * vllm_weights:
+            need = 1.2 * vllm_weights / gpu_memory
+            tips.append(
+                f"vLLM's share ({share / GIB:.1f} GiB) cannot hold its {vllm_weights / GIB:.1f}"
+                f" GiB of weights and a KV cache: rl.vllm_gpu_memory_utilization >= {need:.2f},"
+                " or rl.use_vllm: false"
+            )
+    lora = config.model.lora is not None
+    if not lora and not fits(by_mode["full"].total, gpu_memory):
+        if fits(by_mode["lora"].total, gpu_memory):
+            tips.append("LoRA fits: model.lora: {r: 16} (recipes/qwen2.5-vl-7b-lora-*.yaml)")
+        elif fits(by_mode["qlora"].total, gpu_memory):
+            tips.append("QLoRA fits: model.lora: {r: 16} and model.quantization: 4bit")
+    elif (
+        lora
+        and config.model.quantization is None
+        and not fits(by_mode["lora"].total, gpu_memory)
+        and fits(by_mode["qlora"].total, gpu_memory)
+    ):
+        tips.append("QLoRA fits: model.quantization: 4bit (needs bitsandbytes)")
     return tips
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from o3video.train.config import RunConfig, save_resolved
 from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
 from o3video.train.launch import check_launch, main_first
+from o3video.train.lora import peft_config
 from o3video.train.sft import common_args, load_policy, resolve_model_path, train_and_save
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def build_rl_trainer(
         train_dataset=rl_dataset(source),
         processing_class=processor,
         callbacks=[progress.callback(), *(callbacks or [])],
+        peft_config=peft_config(config.model),  # None: full fine-tuning
     )
 
 

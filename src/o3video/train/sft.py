@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from o3video.models.base import BackendError
-from o3video.models.load import check_model_source
+from o3video.models.load import adapter_base, check_model_source, load_model
 from o3video.train.config import (
     ConfigError,
     ModelConfig,
@@ -33,6 +33,7 @@ from o3video.train.config import (
 )
 from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
 from o3video.train.launch import check_launch, main_first
+from o3video.train.lora import is_adapter_model, peft_config, quantization_config
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +83,29 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
         source = check_model_source(path, backend="train")
     except BackendError as e:
         raise ConfigError(f"model.path {model.path!r}: {e}") from e
+    if Path(source).is_dir():  # a LoRA adapter records its base by this string: make it last
+        source = str(Path(source).resolve())
     kwargs: dict[str, Any] = {}
+    quantization = quantization_config(model)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
     if model.dtype != "auto":
         kwargs["dtype"] = getattr(torch, model.dtype)
     if model.attn_implementation:
         check_attention(model.attn_implementation)
         kwargs["attn_implementation"] = model.attn_implementation
+    adapter = adapter_base(source, "train")
+    if adapter is not None and model.lora is not None:
+        raise ConfigError(
+            f"model.path {model.path!r} is a LoRA adapter (on {adapter}); a new adapter would "
+            f"be saved against {adapter} without it. Merge it first: o3video train merge "
+            f"{model.path} --out DIR, then model.path=DIR"
+        )
     try:
-        policy = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        if adapter is None:
+            policy = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        else:  # full fine-tuning from base + adapter: its merged weights
+            policy = load_model(source, **kwargs).merge_and_unload()
         processor = AutoProcessor.from_pretrained(source)
     except OSError as e:
         raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
@@ -177,6 +193,7 @@ def build_sft_trainer(
         train_dataset=dataset,
         processing_class=processor,
         callbacks=callbacks,
+        peft_config=peft_config(config.model),  # None: full fine-tuning
     )
 
 
@@ -213,7 +230,10 @@ def train_and_save(
     checkpoint = last_checkpoint(output_dir) if resume else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
-        if not getattr(trainer, "is_deepspeed_enabled", False):
+        # An adapter checkpoint is loaded right by the Trainer itself (peft's own names).
+        if not getattr(trainer, "is_deepspeed_enabled", False) and not is_adapter_model(
+            trainer.model
+        ):
             load_checkpoint_weights(trainer.model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = save_final(trainer, output_dir)
