@@ -375,10 +375,10 @@ def advice(config: Any, stage: str, estimates: list[Estimate], gpu_memory: float
         vllm_weights = _bytes(config.model.dtype, shape) * shape.params()
         share = config.rl.vllm_gpu_memory_utilization * gpu_memory
         if share < 1.1 * vllm_weights:
-            need = 1.2 * vllm_weights / gpu_memory
+            fraction = 1.2 * vllm_weights / gpu_memory
             tips.append(
                 f"vLLM's share ({share / GIB:.1f} GiB) cannot hold its {vllm_weights / GIB:.1f}"
-                f" GiB of weights and a KV cache: rl.vllm_gpu_memory_utilization >= {need:.2f},"
+                f" GiB of weights and a KV cache: rl.vllm_gpu_memory_utilization >= {fraction:.2f},"
                 " or rl.use_vllm: false"
             )
     lora = config.model.lora is not None
