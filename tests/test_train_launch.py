@@ -187,3 +187,28 @@ def test_flash_attention_without_its_package_is_refused(monkeypatch: pytest.Monk
     check_attention("sdpa")
     text = (ROOT / "pyproject.toml").read_text()
     assert 'flash = ["flash-attn' in text  # the extra the message names
+
+
+def test_a_model_built_by_one_process_escapes_zero3_init() -> None:
+    """With a ZeRO-3 config registered, transformers builds models under deepspeed.zero.Init
+    (collective); the tiny base model, built by the main process alone, must not be."""
+    pytest.importorskip("transformers")
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    from o3video.train.launch import without_zero3_init
+
+    class Zero3:
+        def is_zero3(self) -> bool:
+            return True
+
+    registered = Zero3()
+    hf_deepspeed.set_hf_deepspeed_config(registered)
+    try:
+        assert hf_deepspeed.is_deepspeed_zero3_enabled()
+        with without_zero3_init():
+            assert not hf_deepspeed.is_deepspeed_zero3_enabled()
+        assert hf_deepspeed.is_deepspeed_zero3_enabled()  # restored
+    finally:
+        hf_deepspeed.unset_hf_deepspeed_config()
+    with without_zero3_init():  # nothing registered: nothing to do
+        assert not hf_deepspeed.is_deepspeed_zero3_enabled()

@@ -4,7 +4,8 @@ Before: the frame cache, the tiny model and the synthetic data were made by ever
 once (a crash in about one run of three), and config, card and processor written twice.
 
 Also: ``accelerate launch --cpu --num_processes 2``, which starts a single process, is
-refused with the command that works. About 60 s on 2 cores."""
+refused with the command that works; and under DeepSpeed ZeRO-3 (when ``deepspeed`` is
+installed) the policy is partitioned as it loads. About 90 s on 2 cores."""
 
 from __future__ import annotations
 
@@ -88,3 +89,22 @@ def test_cpu_flag_with_several_processes_is_refused(tmp_path: Path) -> None:
     assert "starts one process" in done.stderr + done.stdout
     assert "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu" in done.stderr + done.stdout
     assert not (tmp_path / "final").exists()
+
+
+def test_zero3_partitions_the_policy_as_it_loads(tmp_path: Path) -> None:
+    """Every process holds none of the weights after loading (DeepSpeed partitioned them);
+    with the weights loaded before the training arguments each held all of them. The tiny
+    base model is built by the main process alone, outside ZeRO-3's collective init (inside
+    it, the build waited for processes that waited at the barrier: a deadlock)."""
+    launch = _accelerate()
+    pytest.importorskip("deepspeed")
+    cmd = [*launch, "--use_deepspeed", "--deepspeed_config_file",
+           str(ROOT / "recipes/accelerate/zero3.json"), "--zero3_init_flag", "true",
+           "--num_processes", "2", "--main_process_port", _port(),
+           str(ROOT / "tests/zero3_load.py"), str(tmp_path)]  # fmt: skip
+    env = _env(ACCELERATE_USE_CPU="true", DS_ACCELERATOR="cpu")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"rank"')]
+    assert sorted(r["rank"] for r in rows) == [0, 1]
+    assert all(r["local"] == 0 and r["full"] > 200_000 for r in rows), rows

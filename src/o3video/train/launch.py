@@ -84,6 +84,30 @@ def main_first(args: Any, what: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def without_zero3_init() -> Iterator[None]:
+    """Build a model in one process although ZeRO-3 is configured (the tiny base model, made
+    by the main process alone): with the ZeRO-3 config registered, ``transformers`` builds
+    every model under ``deepspeed.zero.Init``, whose collective calls wait for the other
+    processes — which wait at :func:`main_first`'s barrier: a deadlock. The registration is
+    lifted for the block and restored after it."""
+    try:
+        from transformers.integrations import deepspeed as hf_deepspeed
+    except ImportError:
+        yield
+        return
+    ref = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)
+    config = ref() if ref is not None else None
+    if config is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def is_main(args: Any) -> bool:
     """Whether this process writes the run's shared files (global rank 0)."""
     return int(getattr(args, "process_index", 0)) == 0

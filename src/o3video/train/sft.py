@@ -32,7 +32,7 @@ from o3video.train.config import (
     save_resolved,
 )
 from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
-from o3video.train.launch import check_launch, main_first
+from o3video.train.launch import check_launch, main_first, without_zero3_init
 from o3video.train.lora import is_adapter_model, peft_config, quantization_config
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def resolve_model_path(model: ModelConfig, output_dir: str | Path) -> str:
 
     size = dataclasses.asdict(model.tiny)
     try:
-        build_tiny_model(out, seed=seed, **size)
+        with without_zero3_init():  # one process builds it: no collective partitioning
+            build_tiny_model(out, seed=seed, **size)
     except ValueError as e:
         raise ConfigError(f"model.tiny {size}: {e}") from e
     spec_file.write_text(json.dumps(spec) + "\n")
