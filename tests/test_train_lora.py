@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,34 @@ def test_lora_targets_and_vision_switch() -> None:
     assert [n for n in names if re.fullmatch(text_only, n)] == names[:2]
     both = target_pattern(load_config(None, [LORA, "model.lora.vision=true"]).model)
     assert [n for n in names if re.fullmatch(both, n)] == names[:4]
+
+
+def test_lora_run_resumes_from_its_adapter_checkpoint(tmp_path: Path) -> None:
+    """The Trainer loads an adapter checkpoint itself (the weight-name workaround of full
+    checkpoints is skipped): the resumed step starts from the checkpoint's adapter."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from o3video.train.sft import build_sft_trainer, train_and_save
+
+    recipe = ROOT / "recipes/synthetic-tiny-sft.yaml"
+    base = [f"output_dir={tmp_path}", "save_steps=1", LORA]
+    assert main(["train", "sft", "--config", str(recipe), *base, "max_steps=2"]) == 0
+    saved = load_file(str(tmp_path / "checkpoint-2" / "adapter_model.safetensors"))
+    seen: dict[str, Any] = {}
+
+    class FirstStep(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if "step" not in seen:
+                seen["step"] = state.global_step
+                seen["weights"] = {k: v.clone() for k, v in kw["model"].state_dict().items()
+                                   if "lora_" in k}  # fmt: skip
+
+    trainer = build_sft_trainer(load_config(recipe, [*base, "max_steps=3"], stage="sft"),
+                                callbacks=[FirstStep()])  # fmt: skip
+    train_and_save(trainer, tmp_path, resume=True)
+    assert seen["step"] == 2 and trainer.state.global_step == 3
+    live = {k.replace(".default.", "."): v for k, v in seen["weights"].items()}
+    assert set(live) == set(saved)
+    assert all(torch.equal(live[k], saved[k]) for k in saved)
