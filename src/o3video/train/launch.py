@@ -71,6 +71,30 @@ def check_launch(args: Any, environ: dict[str, str] | None = None) -> None:
             "`accelerate launch --cpu --num_processes N` starts one process, not N; "
             f"for N CPU processes launch with `{CPU_LAUNCH}`"
         )
+    if world > 1:
+        _release_at_exit()
+
+
+_registered: list[bool] = []
+
+
+def _release_at_exit() -> None:
+    """Destroy the process group when the process exits (once per process): a process that
+    finished first and exited with it alive aborted in the communication library's threads
+    ("terminate called without an active exception", SIGABRT: one two-process run in eight),
+    which failed the launch although training had finished."""
+    if _registered:
+        return
+    import atexit
+
+    def release() -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+    atexit.register(release)
+    _registered.append(True)
 
 
 @contextlib.contextmanager
