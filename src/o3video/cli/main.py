@@ -54,7 +54,9 @@ COMMANDS: tuple[Command, ...] = (
         "data", "o3video.cli.data", "check, summarise or synthesise STGR and V-STaR data files"
     ),
     Command(
-        "train", "o3video.cli.train", "train a model: SFT cold start (sft), then GSPO/GRPO (rl)"
+        "train",
+        "o3video.cli.train",
+        "train a model: SFT (sft), then GSPO/GRPO (rl); memory plan (plan); merge LoRA (merge)",
     ),
     Command(
         "eval", "o3video.cli.eval", "run and score a model on a benchmark (V-STaR), compare runs"

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from o3video.families import family_for_config
 from o3video.models.base import BackendError, Request, SamplingParams
-from o3video.models.load import check_model_source, model_config
+from o3video.models.load import check_model_source, load_model, model_config
 from o3video.prompts import media_items, processor_inputs
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class HFBackend:
         attn_implementation: str | None = None,
     ) -> None:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoProcessor
 
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -230,9 +230,7 @@ class HFBackend:
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         try:
             self.processor = AutoProcessor.from_pretrained(source)
-            model: Any = AutoModelForImageTextToText.from_pretrained(
-                source, dtype=self.dtype, **extra
-            )
+            model: Any = load_model(source, dtype=self.dtype, **extra)  # LoRA folders too
         except (OSError, ValueError) as e:
             raise BackendError(self.name, f"cannot load the model: {e}") from e
         self.model: Any = model.to(self.device).eval()

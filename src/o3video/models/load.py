@@ -8,6 +8,9 @@
   in the cache fails at once under ``HF_HUB_OFFLINE=1`` with a message that says so.
 - :func:`model_family` is the :class:`~o3video.families.ModelFamily` of a checkpoint, read
   from its config alone (cheap: no weights), so a caller can size frames before loading.
+- A LoRA adapter folder (``adapter_config.json``, what ``o3video train`` writes with
+  ``model.lora``) is a model too: :func:`adapter_base` names its base, :func:`model_config`
+  reads the base's config, :func:`load_model` loads base + adapter (``peft``).
 - :func:`load_backend` builds a backend by kind: ``"hf"`` (:class:`~o3video.models.hf.HFBackend`),
   ``"vllm"`` (:class:`~o3video.models.vllm.VLLMBackend`), ``"openai"``
   (:class:`~o3video.models.openai.OpenAIBackend`, needs ``base_url``).
@@ -55,19 +58,69 @@ def check_model_source(name_or_path: str | os.PathLike[str], backend: str = "hf"
     if path.exists():
         if not path.is_dir():
             raise BackendError(label, f"{path} is not a model directory (a file)")
-        if not (path / "config.json").is_file():
-            raise BackendError(label, f"{path} has no config.json: not a saved model")
+        if not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
+            raise BackendError(
+                label, f"{path} has no config.json (nor {ADAPTER_CONFIG}): not a saved model"
+            )
         return str(path)
     if looks_like_path(name):
         raise BackendError(label, f"no model at {path}: no such directory")
     return name
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+"""The file that makes a folder a ``peft`` adapter (LoRA) rather than a whole model."""
+
+
+def adapter_base(name_or_path: str | os.PathLike[str], backend: str = "hf") -> str | None:
+    """The base model of a LoRA adapter folder (its ``base_model_name_or_path``), or ``None``
+    for anything that is not an adapter folder. :class:`BackendError` naming the file when the
+    adapter's config is unreadable or names no base."""
+    import json
+
+    path = Path(os.fspath(name_or_path)).expanduser()
+    config = path / ADAPTER_CONFIG
+    if not config.is_file() or (path / "config.json").is_file():
+        return None
+    label = f"{backend}:{os.fspath(name_or_path)}"
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as e:
+        raise BackendError(label, f"{config}: unreadable adapter config: {e}") from e
+    if not isinstance(base, str) or not base:
+        raise BackendError(label, f"{config}: names no base_model_name_or_path")
+    return base
+
+
+def load_model(source: str, **kwargs: Any) -> Any:
+    """``AutoModelForImageTextToText.from_pretrained(source, **kwargs)``; for a LoRA adapter
+    folder, its base loaded so and the adapter put on it (``peft.PeftModel``, not merged:
+    ``o3video train merge`` writes merged weights)."""
+    from transformers import AutoModelForImageTextToText
+
+    base = adapter_base(source)
+    if base is None:
+        return AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    try:
+        from peft import PeftModel
+    except ImportError as e:
+        raise BackendError(
+            f"hf:{source}", "a LoRA adapter folder needs peft: pip install 'o3video[train]'"
+        ) from e
+    model = AutoModelForImageTextToText.from_pretrained(check_model_source(base), **kwargs)
+    logger.info("%s: LoRA adapter on %s", source, base)
+    return PeftModel.from_pretrained(model, source)
+
+
 def model_config(name_or_path: str | os.PathLike[str], backend: str = "hf") -> Any:
-    """The ``transformers`` config of a checkpoint; :class:`BackendError` when it cannot be read."""
+    """The ``transformers`` config of a checkpoint (of its base, for a LoRA adapter folder);
+    :class:`BackendError` when it cannot be read."""
     from transformers import AutoConfig
 
     source = check_model_source(name_or_path, backend)
+    base = adapter_base(source, backend)
+    if base is not None:
+        source = check_model_source(base, backend)
     try:
         return AutoConfig.from_pretrained(source)
     except (OSError, ValueError, KeyError) as e:

@@ -53,7 +53,7 @@ from PIL import Image
 
 from o3video.families import family_for_config
 from o3video.models.base import BackendError, Request, SamplingParams
-from o3video.models.load import check_model_source, model_config
+from o3video.models.load import adapter_base, check_model_source, model_config
 from o3video.prompts import media_items, video_metadata
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,12 @@ class VLLMBackend:
         self.name = f"vllm:{os.fspath(name_or_path)}"
         self._vllm = import_vllm()
         source = check_model_source(name_or_path, "vllm")
+        if adapter_base(source, "vllm") is not None:
+            raise BackendError(
+                self.name,
+                f"{source} is a LoRA adapter; merge it first: o3video train merge {source} "
+                "--out DIR, then serve DIR (or use the hf backend, which loads base + adapter)",
+            )
         self.family = family_for_config(model_config(source, "vllm"))
         self.limits = dict(limit_mm_per_prompt or default_limits(presentation))
         try:

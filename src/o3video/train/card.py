@@ -15,13 +15,16 @@
   commit and whether the tree had uncommitted changes, training seed, data seed, optimizer
   steps, the trainer's ``train_runtime`` and the run's wall time (data synthesis and model
   loading included; both of the last process only when it resumed from a checkpoint, whose
-  step ``resumed_from_step`` gives), and the resolved config.
+  step ``resumed_from_step`` gives), and the resolved config;
+- ``adapter`` (LoRA runs): the base model the adapter goes on, the quantization it trained
+  against and the LoRA settings.
 
 Scores are added by whoever measures them (``scripts/build_embedded.py``), never here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,15 @@ def write_training_card(
     elif parent is not None and "world" in parent:
         info["world"] = parent["world"]
     info["training"] = stages
+    if config.model.lora is not None:  # final/ holds an adapter: say on what and how
+        from o3video.train.sft import resolve_model_path
+
+        base = resolve_model_path(config.model, config.output_dir)
+        info["adapter"] = {
+            "base": str(Path(base).resolve()) if Path(base).is_dir() else base,
+            "quantization": config.model.quantization,
+            **dataclasses.asdict(config.model.lora),
+        }
     data = config.data
     video = VideoSettings(
         fps=data.fps,

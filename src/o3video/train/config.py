@@ -65,16 +65,39 @@ class TinyModelConfig:
     vocab_size: int = 1024
 
 
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+"""Every linear layer of a Qwen decoder layer: attention and MLP."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (``peft``) instead of full fine-tuning: ``W + (alpha / r)·B·A`` on the
+    ``target_modules`` of the language model; the vision tower stays frozen unless ``vision``
+    (then its blocks' ``qkv``, ``proj`` and MLP get adapters too)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    vision: bool = False
+
+
 @dataclass
 class ModelConfig:
     """The policy to train: a checkpoint path/name, or ``tiny:<seed>`` for the tiny random
     Qwen2.5-VL (:func:`o3video.models.tiny.build_tiny_model`), built in the output folder
-    at the size ``tiny`` gives (ignored for any other ``path``)."""
+    at the size ``tiny`` gives (ignored for any other ``path``).
+
+    ``lora`` trains LoRA adapters only (:class:`LoraConfig`); ``quantization`` (``4bit`` or
+    ``8bit``, with ``lora``: QLoRA) loads the frozen base's language-model layers quantized
+    by bitsandbytes (CUDA only)."""
 
     path: str = "tiny:0"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: str | None = None
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    lora: LoraConfig | None = None
+    quantization: Literal["4bit", "8bit"] | None = None
 
 
 @dataclass
@@ -201,6 +224,10 @@ class RLConfig(TrainConfig):
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
     vllm_server_base_url: str | None = None
+    vllm_max_model_length: int | None = None
+    """vLLM's context length (prompt + completion); ``None``: the run's own need,
+    :func:`o3video.train.plan.context_tokens` (frames × tokens per frame + text + completion),
+    instead of the model's 128k, whose KV cache would not fit beside the weights."""
     log_completions: bool = False
 
 
@@ -257,6 +284,11 @@ def load_config(
             node = node.setdefault(part, {})
         node[parts[-1]] = value
         _merge(config, nested, "", f"override {item!r}")
+    if config.model.quantization is not None and config.model.lora is None:
+        raise ConfigError(
+            f"model.quantization {config.model.quantization!r} needs model.lora: a quantized "
+            "base is frozen, only LoRA adapters can train on it (QLoRA)"
+        )
     if config.data.synth is not None:
         config.data.synth.world_config()  # unknown or bad world fields fail here, not mid-run
     if config.data.tasks is not None:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -172,11 +174,7 @@ class ExampleSource:
                 protocol=self.protocol,
             )
             if disk is not None:
-                disk.parent.mkdir(parents=True, exist_ok=True)
-                tmp = disk.with_suffix(".tmp")
-                with tmp.open("wb") as f:
-                    pickle.dump(example, f, protocol=pickle.HIGHEST_PROTOCOL)
-                tmp.replace(disk)
+                write_atomic(disk, example)
         self._memory[i] = example
         if len(self._memory) > self.memory_items:
             self._memory.popitem(last=False)
@@ -196,6 +194,21 @@ class ExampleSource:
         ex = self.example(i)
         prompt, images = split_images(ex.messages)
         return {**ex.columns, "prompt": prompt, "images": images}
+
+
+def write_atomic(path: Path, obj: Any) -> None:
+    """Pickle ``obj`` to ``path`` through a temporary file of this writer's own (several
+    training processes share one cache: a temporary name common to all of them let one
+    process move another's half-written file away, and its own rename then failed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def split_images(messages: list[Message]) -> tuple[list[Message], list[Any]]:

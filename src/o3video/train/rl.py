@@ -23,7 +23,9 @@ from typing import Any
 
 from o3video.train.config import RunConfig, save_resolved
 from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
-from o3video.train.sft import common_args, load_policy, train_and_save
+from o3video.train.launch import check_launch, main_first
+from o3video.train.lora import peft_config
+from o3video.train.sft import common_args, load_policy, resolve_model_path, train_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ def grpo_args(config: RunConfig) -> dict[str, Any]:
     )
     if rl.vllm_server_base_url:
         args["vllm_server_base_url"] = rl.vllm_server_base_url
+    if rl.use_vllm:
+        from o3video.train.plan import context_tokens
+
+        args["vllm_max_model_length"] = rl.vllm_max_model_length or context_tokens(config)
     return args
 
 
@@ -116,6 +122,28 @@ def vision_token_ids(processor: Any) -> list[int]:
     return sorted(vocab[t] for t in VISION_TOKENS if t in vocab)
 
 
+VLLM_BAN = -100.0
+"""The logit bias that bans a token in vLLM rollouts: OpenAI's (and vLLM's server's) lowest
+allowed bias; e^-100 leaves no probability to sample it."""
+
+
+def rollout_generation_kwargs(rl: Any, banned: list[int]) -> dict[str, Any]:
+    """TRL's ``generation_kwargs`` that keep the ``banned`` token ids out of rollouts.
+
+    ``transformers`` ``generate`` takes ``suppress_tokens``; vLLM's ``SamplingParams`` (which
+    TRL builds from these kwargs in ``colocate`` mode, and whose fields its server reads in
+    ``server`` mode) has no such field — it raised ``TypeError`` at the first rollout — so
+    with ``use_vllm`` the tokens get a :data:`VLLM_BAN` ``logit_bias`` instead.
+
+    >>> class RL: use_vllm = True
+    >>> rollout_generation_kwargs(RL(), [7, 9])
+    {'logit_bias': {7: -100.0, 9: -100.0}}
+    """
+    if rl.use_vllm:
+        return {"logit_bias": dict.fromkeys(banned, VLLM_BAN)}
+    return {"suppress_tokens": list(banned)}
+
+
 def build_rl_trainer(
     config: RunConfig,
     source: ExampleSource | None = None,
@@ -135,21 +163,25 @@ def build_rl_trainer(
 
     out = Path(config.output_dir)
     progress = progress or Progress()
-    if source is None:
-        source = source_from_config(config.data, out, stage="rl")
     if reward_funcs is None:
         reward_funcs, reward_weights = build_reward_functions(config.rl.rewards, progress)
+    # The arguments first: they set up the processes and, under DeepSpeed ZeRO-3, make
+    # from_pretrained partition the weights as it loads them (o3video.train.launch).
+    args = GRPOConfig(**grpo_args(config), reward_weights=reward_weights)
+    check_launch(args)
+    with main_first(args, "data and base model"):
+        if source is None:
+            source = source_from_config(config.data, out, stage="rl")
+        resolve_model_path(config.model, out)
     model, processor = load_policy(config.model, out)
     # TRL pads rollout prompts on the left, then runs the processor again (its tokenizer's
     # padding side) for the vision inputs of the loss forward; a right-padding tokenizer
     # would misalign the image-token map with the ids whenever two prompts of a batch differ
     # in length (a shape error in the 3D rotary positions).
     getattr(processor, "tokenizer", processor).padding_side = "left"
-    args = GRPOConfig(
-        **grpo_args(config),
-        reward_weights=reward_weights,
-        generation_kwargs={"suppress_tokens": vision_token_ids(processor)},
-    )
+    # Set after construction: the vision token ids come from the processor, which is loaded
+    # after the arguments (the trainer reads generation_kwargs when it is built).
+    args.generation_kwargs = rollout_generation_kwargs(config.rl, vision_token_ids(processor))
     cls = trainer_cls or GRPOTrainer
     return cls(
         model=model,
@@ -158,6 +190,7 @@ def build_rl_trainer(
         train_dataset=rl_dataset(source),
         processing_class=processor,
         callbacks=[progress.callback(), *(callbacks or [])],
+        peft_config=peft_config(config.model),  # None: full fine-tuning
     )
 
 
@@ -165,7 +198,8 @@ def run_rl(config: RunConfig) -> Path:
     """Train stage 2 as ``config`` says; returns ``<output_dir>/final``."""
     started = time.perf_counter()
     out = Path(config.output_dir)
-    save_resolved(config, out, stage="rl")
     trainer = build_rl_trainer(config)
+    if trainer.is_world_process_zero():
+        save_resolved(config, out, stage="rl")
     return train_and_save(trainer, out, resume=config.rl.resume, config=config, stage="rl",
                           started=started)  # fmt: skip

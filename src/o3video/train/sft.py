@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from o3video.models.base import BackendError
-from o3video.models.load import check_model_source
+from o3video.models.load import adapter_base, check_model_source, load_model
 from o3video.train.config import (
     ConfigError,
     ModelConfig,
@@ -32,6 +32,8 @@ from o3video.train.config import (
     save_resolved,
 )
 from o3video.train.dataset import ExampleSource, sft_dataset, source_from_config
+from o3video.train.launch import check_launch, main_first, without_zero3_init
+from o3video.train.lora import is_adapter_model, peft_config, quantization_config
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ def resolve_model_path(model: ModelConfig, output_dir: str | Path) -> str:
 
     size = dataclasses.asdict(model.tiny)
     try:
-        build_tiny_model(out, seed=seed, **size)
+        with without_zero3_init():  # one process builds it: no collective partitioning
+            build_tiny_model(out, seed=seed, **size)
     except ValueError as e:
         raise ConfigError(f"model.tiny {size}: {e}") from e
     spec_file.write_text(json.dumps(spec) + "\n")
@@ -81,17 +84,46 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
         source = check_model_source(path, backend="train")
     except BackendError as e:
         raise ConfigError(f"model.path {model.path!r}: {e}") from e
+    if Path(source).is_dir():  # a LoRA adapter records its base by this string: make it last
+        source = str(Path(source).resolve())
     kwargs: dict[str, Any] = {}
+    quantization = quantization_config(model)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
     if model.dtype != "auto":
         kwargs["dtype"] = getattr(torch, model.dtype)
     if model.attn_implementation:
+        check_attention(model.attn_implementation)
         kwargs["attn_implementation"] = model.attn_implementation
+    adapter = adapter_base(source, "train")
+    if adapter is not None and model.lora is not None:
+        raise ConfigError(
+            f"model.path {model.path!r} is a LoRA adapter (on {adapter}); a new adapter would "
+            f"be saved against {adapter} without it. Merge it first: o3video train merge "
+            f"{model.path} --out DIR, then model.path=DIR"
+        )
     try:
-        policy = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        if adapter is None:
+            policy = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        else:  # full fine-tuning from base + adapter: its merged weights
+            policy = load_model(source, **kwargs).merge_and_unload()
         processor = AutoProcessor.from_pretrained(source)
     except OSError as e:
         raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
     return policy, processor
+
+
+def check_attention(name: str) -> None:
+    """Refuse ``flash_attention_2`` without the ``flash_attn`` package: ``transformers`` would
+    otherwise fetch a kernel from the hub at load time (failing offline, or running code no
+    one pinned). Install it with ``pip install 'o3video[flash]'``."""
+    import importlib.util
+
+    if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "model.attn_implementation 'flash_attention_2' needs the flash-attn package: "
+            "pip install 'o3video[flash]' (a CUDA build), or set model.attn_implementation=sdpa"
+        )
 
 
 def common_args(train: TrainConfig, output_dir: str | Path) -> dict[str, Any]:
@@ -136,14 +168,8 @@ def build_sft_trainer(
     from trl import SFTTrainer
 
     out = Path(config.output_dir)
-    if source is None:
-        source = source_from_config(config.data, out, stage="sft")
-    dataset = sft_dataset(source)
-    if len(dataset) == 0:
-        raise ConfigError(
-            f"{config.data.stgr or 'data'}: no record with a reasoning to train SFT on"
-        )
-    model, processor = load_policy(config.model, out)
+    # The arguments first: they set up the processes and, under DeepSpeed ZeRO-3, make
+    # from_pretrained partition the weights as it loads them (o3video.train.launch).
     args = TrlSFTConfig(
         **common_args(config.sft, out),
         max_length=config.sft.max_length,
@@ -151,12 +177,24 @@ def build_sft_trainer(
         assistant_only_loss=False,
         dataset_kwargs={"skip_prepare_dataset": True},
     )
+    check_launch(args)
+    with main_first(args, "data and base model"):
+        if source is None:
+            source = source_from_config(config.data, out, stage="sft")
+        resolve_model_path(config.model, out)
+    dataset = sft_dataset(source)
+    if len(dataset) == 0:
+        raise ConfigError(
+            f"{config.data.stgr or 'data'}: no record with a reasoning to train SFT on"
+        )
+    model, processor = load_policy(config.model, out)
     return SFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=processor,
         callbacks=callbacks,
+        peft_config=peft_config(config.model),  # None: full fine-tuning
     )
 
 
@@ -164,8 +202,9 @@ def run_sft(config: RunConfig) -> Path:
     """Train stage 1 as ``config`` says; returns ``<output_dir>/final``."""
     started = time.perf_counter()
     out = Path(config.output_dir)
-    save_resolved(config, out, stage="sft")
     trainer = build_sft_trainer(config)
+    if trainer.is_world_process_zero():
+        save_resolved(config, out, stage="sft")
     return train_and_save(trainer, out, resume=config.sft.resume, config=config, stage="sft",
                           started=started)  # fmt: skip
 
@@ -192,11 +231,14 @@ def train_and_save(
     checkpoint = last_checkpoint(output_dir) if resume else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
-        if not getattr(trainer, "is_deepspeed_enabled", False):
+        # An adapter checkpoint is loaded right by the Trainer itself (peft's own names).
+        if not getattr(trainer, "is_deepspeed_enabled", False) and not is_adapter_model(
+            trainer.model
+        ):
             load_checkpoint_weights(trainer.model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = save_final(trainer, output_dir)
-    if config is not None:
+    if config is not None and trainer.is_world_process_zero():
         from o3video.train.card import write_training_card
 
         wall = time.perf_counter() - started if started is not None else None
@@ -228,7 +270,8 @@ def load_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
 def save_final(trainer: Any, output_dir: str | Path) -> Path:
     """Save the trained model and its processor to ``<output_dir>/final``."""
     final = Path(output_dir) / FINAL_DIR
+    # Every process calls it (ZeRO-3 gathers the shards here); the main process writes the
+    # weights and the processor (Trainer._save saves processing_class).
     trainer.save_model(str(final))
-    trainer.processing_class.save_pretrained(str(final))
     logger.info("final model saved to %s", final)
     return final
