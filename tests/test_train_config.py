@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -270,3 +271,35 @@ def test_data_protocol_reaches_the_examples_the_cache_key_and_the_card(tmp_path:
 def test_unknown_data_protocol_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"'data.protocol' .* one of \('o3video', 'reference'"):
         load_config(None, ["data.protocol=paper"])
+
+
+def test_the_example_cache_key_changes_with_everything_that_shapes_an_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached example is reused only for the same STGR content, frame budget (all of it)
+    and package version: after a change to the data or to the prompt code, nothing stale."""
+    import o3video
+    from o3video.models.card import VideoSettings
+    from o3video.train.dataset import ExampleSource
+
+    records = [{"task": "temporal QA", "question": "When?", "answer": "[0.5, 1.5]",
+                "video_path": "v.mp4", "source": "s"}]  # fmt: skip
+    stgr = tmp_path / "stgr.json"
+    stgr.write_text(json.dumps(records))
+    from o3video.data.load import load_stgr
+
+    loaded = list(load_stgr(stgr, tmp_path, check_media=False).records)
+
+    def key(**kw: Any) -> str:
+        return ExampleSource(loaded, tmp_path, stgr_path=stgr, **kw).key(0)
+
+    first = key()
+    assert key() == first
+    assert key(video=VideoSettings(min_pixels=8 * 28 * 28)) != first
+    assert key(max_frames=8) != first and key(protocol="reference") != first
+    monkeypatch.setattr(o3video, "__version__", "0.0.0-other")
+    assert key() != first
+    monkeypatch.undo()
+    stgr.write_text(json.dumps(records) + "\n")  # same records, other bytes
+    assert key() != first
+    assert RunConfig().data.video == VideoSettings(max_frames=16, max_pixels=128 * 28 * 28)

@@ -31,7 +31,7 @@ from typing import Any
 
 from o3video.data.world import WorldConfig
 from o3video.errors import DataError
-from o3video.models.card import CARD_FILE, VideoSettings, read_card, write_card
+from o3video.models.card import CARD_FILE, read_card, write_card
 from o3video.train.config import (
     ConfigError,
     RunConfig,
@@ -108,13 +108,7 @@ def write_training_card(
             **dataclasses.asdict(config.model.lora),
         }
     data = config.data
-    video = VideoSettings(
-        fps=data.fps,
-        min_frames=data.min_frames,
-        max_frames=data.max_frames,
-        max_pixels=data.max_pixels,
-    )
-    return write_card(final, video, protocol=data.protocol, **info)
+    return write_card(final, data.video, protocol=data.protocol, **info)
 
 
 def world_of(path: str | Path, *, default: WorldConfig | None = None) -> WorldConfig:

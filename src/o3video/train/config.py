@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from o3video.errors import O3VideoError
+from o3video.models.card import VideoSettings
 from o3video.protocols import ProtocolName
 
 Stage = Literal["sft", "rl"]
@@ -161,6 +162,17 @@ class DataConfig:
     synth: SynthConfig | None = None
     tasks: list[str] | None = None
     protocol: ProtocolName = "o3video"
+
+    @property
+    def video(self) -> VideoSettings:
+        """The frame budget as the one type every command uses (the minimum pixels are the
+        default's)."""
+        return VideoSettings(
+            fps=self.fps,
+            min_frames=self.min_frames,
+            max_frames=self.max_frames,
+            max_pixels=self.max_pixels,
+        )
 
 
 @dataclass

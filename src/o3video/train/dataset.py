@@ -2,9 +2,10 @@
 
 :class:`ExampleSource` turns record ``i`` into an :class:`~o3video.data.examples.Example`
 (:func:`~o3video.data.examples.to_example`: frames-as-images messages, SFT target, reward
-columns, under the data section's ``protocol``) and keeps it in a cache keyed by (STGR file,
-record index, media path, family, protocol, fps, frame and pixel budget): in memory, and on
-disk when ``cache_dir`` is set. TRL's
+columns, under the data section's ``protocol``) and keeps it in a cache keyed by everything
+that shapes it (:meth:`ExampleSource.key`: the STGR file and its content hash, record index,
+media path, family, protocol, the whole frame budget, the package version): in memory, and
+on disk when ``cache_dir`` is set. TRL's
 ``RepeatSampler`` fetches each RL prompt ``G`` times per generation batch and every epoch
 again, so without the cache every fetch would decode the video again.
 
@@ -20,6 +21,7 @@ rows are built on access (``with_transform``), so no frame is ever written to Ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -31,9 +33,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import o3video
 from o3video.data.examples import Example, to_example
 from o3video.data.stgr import Record
 from o3video.errors import DataError
+from o3video.models.card import VideoSettings
 from o3video.prompts import Message
 from o3video.protocols import ProtocolName, check_protocol
 from o3video.protocols.training import check_training_task
@@ -64,10 +68,11 @@ class ExampleSource:
         stgr_path: str | Path = "",
         family: str = "qwen2_5_vl",
         protocol: ProtocolName | str = "o3video",
-        fps: float = 2.0,
-        min_frames: int = 4,
-        max_frames: int = 16,
-        max_pixels: int = 128 * 28 * 28,
+        video: VideoSettings | None = None,
+        fps: float | None = None,
+        min_frames: int | None = None,
+        max_frames: int | None = None,
+        max_pixels: int | None = None,
         cache_dir: str | Path | None = None,
         memory_items: int = 4096,
         video_items: int = 8192,
@@ -79,8 +84,12 @@ class ExampleSource:
         self.family = family
         self.protocol = check_protocol(protocol)
         self._check_tasks()
-        self.fps, self.min_frames, self.max_frames = fps, min_frames, max_frames
-        self.max_pixels = max_pixels
+        given: dict[str, Any] = {"fps": fps, "min_frames": min_frames, "max_frames": max_frames}
+        given["max_pixels"] = max_pixels
+        self.video = dataclasses.replace(
+            video or VideoSettings(), **{k: v for k, v in given.items() if v is not None}
+        )
+        self._stgr_sha256: str | None = None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.memory_items = memory_items
         self._memory: OrderedDict[int, Example] = OrderedDict()
@@ -134,20 +143,36 @@ class ExampleSource:
     def __len__(self) -> int:
         return len(self.records)
 
+    def stgr_sha256(self) -> str:
+        """The content hash of the STGR file (``""`` when the records came from no file)."""
+        if self._stgr_sha256 is None:
+            path = Path(self.stgr_path) if self.stgr_path else None
+            if path is None or not path.is_file():
+                self._stgr_sha256 = ""
+            else:
+                digest = hashlib.sha256()
+                with path.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                self._stgr_sha256 = digest.hexdigest()
+        return self._stgr_sha256
+
     def key(self, i: int) -> str:
-        """The cache key of record ``i`` (hex digest)."""
+        """The cache key of record ``i`` (hex digest): everything that shapes its example —
+        the STGR file's path and content hash, the record's index and media, the family,
+        the protocol, the whole frame budget and the package version (the code that writes
+        prompts and targets)."""
         record = self.records[i]
         media = getattr(record, "video_path", None) or getattr(record, "image_path", "")
         parts = (
             self.stgr_path,
+            self.stgr_sha256(),
             record.index,
             str(media),
             self.family,
             self.protocol,
-            self.fps,
-            self.min_frames,
-            self.max_frames,
-            self.max_pixels,
+            sorted(dataclasses.asdict(self.video).items()),
+            o3video.__version__,
         )
         return hashlib.sha1(repr(parts).encode()).hexdigest()
 
@@ -166,10 +191,11 @@ class ExampleSource:
                 self.records[i],
                 self.media_root,
                 self.family,
-                fps=self.fps,
-                max_frames=self.max_frames,
-                max_pixels=self.max_pixels,
-                min_frames=self.min_frames,
+                fps=self.video.fps,
+                max_frames=self.video.max_frames,
+                max_pixels=self.video.max_pixels,
+                min_frames=self.video.min_frames,
+                min_pixels=self.video.min_pixels,
                 sampler=self.sample,
                 protocol=self.protocol,
             )
@@ -310,9 +336,6 @@ def source_from_config(
         stgr_path=stgr.resolve(),
         family=data.family,
         protocol=data.protocol,
-        fps=data.fps,
-        min_frames=data.min_frames,
-        max_frames=data.max_frames,
-        max_pixels=data.max_pixels,
+        video=data.video,
         cache_dir=data.cache_dir,
     )
