@@ -60,10 +60,16 @@ def test_rouge_hand_computed() -> None:
         (FREE, "the cat sat", "the cat ran", pytest.approx(0.6111, abs=1e-4)),
         (ST, "the cat sat", "the cat ran", pytest.approx(0.6111, abs=1e-4)),
         (FREE, "The cat sat.", "the cat sat", 1.0),  # case and punctuation are not words
-        (FREE, "9", "10", pytest.approx(0.9)),  # numeric: 1 − |9 − 10| / 10
-        (FREE, "about 12 people", "10", pytest.approx(0.8)),  # first number: 1 − 2/10
-        (FREE, "1,500", "1,000", pytest.approx(0.5)),  # thousands separators dropped
-        (FREE, "35", "10", 0.0),  # relative error ≥ 1 clips at 0
+        (FREE, "9.0", "10.0", pytest.approx(0.9)),  # a real value: 1 − |9 − 10| / 10
+        (FREE, "about 12 m", "10.0", pytest.approx(0.8)),  # first number: 1 − 2/10
+        (FREE, "35", "10.0", 0.0),  # relative error ≥ 1 clips at 0
+        (FREE, "2.5", "2.50", 1.0),
+        (FREE, "9", "10", 0.0),  # an integer (a count) must match exactly ...
+        (FREE, "4", "3", 0.0),
+        (FREE, "2018", "2019", 0.0),  # ... and a year: 0.9995 "right" was a bug
+        (FREE, "about 12 people", "12", 1.0),  # the first number of the answer
+        (FREE, "1,000 people", "1,000", 1.0),  # thousands separators dropped
+        (FREE, "1,500", "1,000", 0.0),
         (FREE, "0", "0", 1.0),  # gt = 0: exact match ...
         (FREE, "0.1", "0", 0.0),  # ... or nothing
         (FREE, "ten", "10", 0.0),  # number words are not read

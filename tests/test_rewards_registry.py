@@ -189,3 +189,30 @@ def test_not_a_list_of_completions() -> None:
 def test_module_doctests() -> None:
     for module in (o3video.rewards, registry):
         assert doctest.testmod(module).failed == 0
+
+
+def test_a_reward_that_raises_is_counted_and_logged_in_training(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from o3video.rewards.base import REWARD_ERRORS, STRICT_ENV, score_items
+    from o3video.train.rl import reward_errors_callback
+
+    def broken(text: str, kind: str, get: object) -> float:
+        raise KeyError("a bug")
+
+    columns = {"task": ["General video QA MCQ"] * 3}
+    with pytest.raises(KeyError):  # the test suite runs strict: the bug surfaces
+        score_items("broken", ["a", "b", "c"], columns, frozenset({"mcq"}), broken)
+    monkeypatch.setenv(STRICT_ENV, "0")  # as in training
+    REWARD_ERRORS.drain()
+    with caplog.at_level("WARNING", logger="o3video.rewards.base"):
+        out = score_items("broken", ["a", "b", "c"], columns, frozenset({"mcq"}), broken)
+        score_items("broken", ["d"], {"task": ["General video QA MCQ"]}, frozenset({"mcq"}), broken)
+    assert out == [0.0, 0.0, 0.0]
+    warnings = [r for r in caplog.records if "reward broken raised" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is not None  # once, with traceback
+    logs: dict[str, float] = {}
+    reward_errors_callback(["answer", "broken"]).on_log(None, None, None, logs=logs)
+    assert logs == {"rewards/answer/errors": 0.0, "rewards/broken/errors": 4.0}
+    reward_errors_callback(["answer"]).on_log(None, None, None, logs=(again := {}))
+    assert again == {"rewards/answer/errors": 0.0}  # counted once, per log

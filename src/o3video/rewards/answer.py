@@ -10,9 +10,10 @@
 - **Free-form** (general and spatio-temporal): the mean of the ROUGE-1, ROUGE-2 and ROUGE-L
   F1 scores against ``answer`` (stemming on), clipped to ``[0, 1]``.
 - **Numerical** free-form: when ``answer`` is a number as a whole (``"3"``, ``"-2.5"``,
-  ``"1,200"``), the score is the relative accuracy ``max(0, 1 − |pred − gt| / |gt|)`` of the
-  first number written in the answer (exact match when gt = 0; 0 when the answer has no
-  digits — number words are not read). The reference lost this branch.
+  ``"1,200"``), the first number written in the answer is compared with it: an integer
+  (a count, a year) must match exactly; a real value (written with a decimal point) scores
+  the relative accuracy ``max(0, 1 − |pred − gt| / |gt|)`` (exact match when gt = 0). 0 when
+  the answer has no digits — number words are not read. The reference lost this branch.
 - **Temporal grounding**: tIoU of the answer's ``From <t>s</t>s to <t>e</t>s`` with
   ``answer_span_s`` (0 when end < start).
 - **Temporal MCQ**: the mean of the letter score (the letter read, as for MCQ, from the text
@@ -54,6 +55,7 @@ ANSWER_KINDS: frozenset[RewardKind] = frozenset(
     {"mcq", "free_form", "spatio_temporal", "temporal", "temporal_mcq", "spatial", "vstar"}
 )
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_INTEGER = re.compile(r"[+-]?\d+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _CORRECT_OPTION = re.compile(r"correct\s+option\s*:", re.I)
 _BOX = re.compile(r"<box>(.*?)</box>", re.S)
@@ -87,6 +89,16 @@ def parse_number(text: str, *, whole: bool = False) -> float | None:
     text = _THOUSANDS.sub("", text.strip())
     m = _NUMBER.fullmatch(text) if whole else _NUMBER.search(text)
     return float(m.group(0)) if m else None
+
+
+def is_integer_text(text: str) -> bool:
+    """Whether the number ``text`` is written as an integer (``"1,200"``, ``"-3"``; not
+    ``"3.0"``).
+
+    >>> is_integer_text("1,200"), is_integer_text("3.0"), is_integer_text(" 7 ")
+    (True, False, True)
+    """
+    return _INTEGER.fullmatch(_THOUSANDS.sub("", text.strip())) is not None
 
 
 def relative_accuracy(pred: float, gt: float) -> float:
@@ -142,13 +154,25 @@ def span_score(
 
 
 def free_form_score(answer: str, gt: object) -> float:
-    """Relative accuracy when ``gt`` is a number, else the mean ROUGE F1."""
+    """When ``gt`` is a number: exact match for an integer (a count, a year: ``2018`` for
+    ``2019`` is wrong, not 0.9995 right), the relative accuracy for a real value (written
+    with a decimal point); else the mean ROUGE F1.
+
+    >>> free_form_score("2018", "2019"), free_form_score("4", "3"), free_form_score("3", "3")
+    (0.0, 0.0, 1.0)
+    >>> free_form_score("about 9.0 m", "10.0")
+    0.9
+    """
     if not isinstance(gt, str):
         return 0.0
     gt_number = parse_number(gt, whole=True)
     if gt_number is not None:
         pred = parse_number(answer)
-        return relative_accuracy(pred, gt_number) if pred is not None else 0.0
+        if pred is None:
+            return 0.0
+        if is_integer_text(gt):  # a count or a year: nearly right is wrong
+            return 1.0 if pred == gt_number else 0.0
+        return relative_accuracy(pred, gt_number)
     return rouge_f1(answer, gt)
 
 

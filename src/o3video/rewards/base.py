@@ -6,12 +6,60 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from o3video.boxes import XYXY, as_xyxy, clamp_xyxy
 
 logger = logging.getLogger(__name__)
+
+STRICT_ENV = "O3VIDEO_STRICT_REWARDS"
+"""Set to ``1`` (the test suite does) and an exception inside a reward is raised, not
+counted: a reward that raises on some reply is a bug, and tests must see it."""
+
+
+class RewardErrors:
+    """Exceptions raised inside rewards, counted per reward name (thread-safe).
+
+    Outside strict mode (:data:`STRICT_ENV`) a reward that raises scores that item 0, the
+    first exception of each reward is logged as a warning with its traceback, and the counts
+    wait for :meth:`drain` — training logs them as ``rewards/<name>/errors`` every step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def record(self, name: str, index: int, error: BaseException) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + 1
+            first = name not in self._warned
+            self._warned.add(name)
+        if first:
+            logger.warning(
+                "reward %s raised on item %d (scored 0; further errors are counted in "
+                "rewards/%s/errors): %s: %s",
+                name, index, name, type(error).__name__, error,
+                exc_info=(type(error), error, error.__traceback__),
+            )  # fmt: skip
+
+    def drain(self) -> dict[str, int]:
+        """The counts since the last drain, then zero."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+
+REWARD_ERRORS = RewardErrors()
+"""The process's reward error counts (see :class:`RewardErrors`)."""
+
+
+def strict_rewards() -> bool:
+    """Whether an exception inside a reward is raised (:data:`STRICT_ENV` is ``1``)."""
+    return os.environ.get(STRICT_ENV) == "1"
+
 
 RewardFn = Callable[..., list[float]]
 """TRL's reward signature: ``f(completions, **columns) -> list[float]``."""
@@ -99,8 +147,10 @@ def score_items(
     score: ItemScore,
 ) -> list[float]:
     """Apply ``score`` to every completion whose task is one of ``kinds``, under the
-    contract of this module: 0.0 for other tasks, unreadable items and any exception,
-    results clipped to ``[0, 1]``. ``completions`` that is not a list gives ``[]``."""
+    contract of this module: 0.0 for other tasks and unreadable items, results clipped to
+    ``[0, 1]``. ``completions`` that is not a list gives ``[]``. An exception inside
+    ``score`` is a bug: raised in strict mode, else that item scores 0.0 and the exception
+    is counted in :data:`REWARD_ERRORS` (never a silent 0)."""
     if not isinstance(completions, (list, tuple)):
         logger.debug("%s: completions is a %s, not a list", name, type(completions).__name__)
         return []
@@ -113,8 +163,10 @@ def score_items(
             kind = reward_kind(column_at(columns, "task", i, n))
             if text is not None and kind is not None and kind in kinds:
                 value = float(score(text, kind, functools.partial(_column, columns, i, n)))
-        except Exception as e:  # a reward must never kill a training step (SPEC §5)
-            logger.debug("%s: item %d scored 0: %s: %s", name, i, type(e).__name__, e)
+        except Exception as e:  # a bug: raised in tests, counted and warned in training
+            if strict_rewards():
+                raise
+            REWARD_ERRORS.record(name, i, e)
             value = 0.0
         out.append(min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0)
     return out
@@ -131,10 +183,12 @@ def box_extent(get: Callable[[str], Any]) -> tuple[float, float] | None:
         return (1000.0, 1000.0)
     if space == "rel1":
         return (1.0, 1.0)
-    wh = get({"frame_px": "frame_wh", "source_px": "source_wh"}.get(space, ""))
+    if space not in ("frame_px", "source_px"):
+        return None
+    wh = get("frame_wh" if space == "frame_px" else "source_wh")
     if isinstance(wh, (list, tuple)) and len(wh) == 2:
-        w, h = float(wh[0]), float(wh[1])
-        if w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h):
+        w, h = as_seconds(wh[0]), as_seconds(wh[1])  # finite numbers, not bools
+        if w is not None and h is not None and w > 0 and h > 0:
             return (w, h)
     return None
 

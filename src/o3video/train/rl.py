@@ -62,6 +62,26 @@ class Progress:
         return _ProgressCallback()
 
 
+def reward_errors_callback(names: list[str]) -> Any:
+    """A ``TrainerCallback`` that adds ``rewards/<name>/errors`` to every log: how many
+    items each reward scored 0 because it raised since the last log
+    (:data:`o3video.rewards.base.REWARD_ERRORS`), zero included, so a reward that fails is
+    seen in the metrics, never a silent 0."""
+    from transformers import TrainerCallback
+
+    from o3video.rewards.base import REWARD_ERRORS
+
+    class _RewardErrors(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs is None:
+                return
+            counts = REWARD_ERRORS.drain()
+            for name in sorted({*names, *counts}):
+                logs[f"rewards/{name}/errors"] = float(counts.get(name, 0))
+
+    return _RewardErrors()
+
+
 def build_reward_functions(
     spec: dict[str, Any], progress: Progress
 ) -> tuple[list[RewardFn], list[float]]:
@@ -189,7 +209,11 @@ def build_rl_trainer(
         args=args,
         train_dataset=rl_dataset(source),
         processing_class=processor,
-        callbacks=[progress.callback(), *(callbacks or [])],
+        callbacks=[
+            progress.callback(),
+            reward_errors_callback([getattr(f, "__name__", "reward") for f in reward_funcs]),
+            *(callbacks or []),
+        ],
         peft_config=peft_config(config.model),  # None: full fine-tuning
     )
 
