@@ -206,7 +206,7 @@ def test_variant_overrides_resolve(variant: str) -> None:
     # the options reach the reward registry, weights included
     from o3video.rewards.registry import build_rewards
 
-    _, weights = build_rewards(rl.rewards)
+    _, weights = build_rewards(rl.rewards, progress_fn=lambda: 0.0)
     assert weights == [1.0] * len(rl.rewards)
     resolved = {"rewards": rl.rewards, "importance_sampling_level": rl.importance_sampling_level}
     abl.check_resolved(variant, {"rewards": dict(base.rewards), **_level(base)}, resolved)

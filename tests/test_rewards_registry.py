@@ -54,11 +54,22 @@ def test_progress_fn_reaches_temporal_point() -> None:
         ({"format": True}, "finite number"),
         ({"format": {"weight": float("nan")}}, "finite number"),
         ({"spatial": {"progress_fn": 1}}, "unknown option"),
+        ({"temporal_point": 1.0}, "no progress source"),  # sigma would never anneal
+        ({"temporal_point": {"progress": "clock"}}, "'columns' or absent"),
     ],
 )
 def test_bad_specs_raise_clear_errors(spec: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_rewards(spec)
+
+
+def test_an_annealed_reward_takes_progress_from_a_source() -> None:
+    build_rewards({"temporal_point": {"schedule": "fixed", "sigma": 2.0}})  # no progress needed
+    (reward,), _ = build_rewards({"temporal_point": {"progress": "columns"}})
+    late = {"task": ["temporal-spatial free-form QA"], "key_times_s": [[5.0]], "progress": [0.8]}
+    assert reward(["<think><t>6</t>s</think><answer>x</answer>"], **late) == [
+        pytest.approx(0.6065, abs=1e-4)  # p = 0.8: sigma = 1, exp(-1 / 2)
+    ]
 
 
 def test_make_reward_by_name() -> None:
@@ -71,7 +82,7 @@ def test_make_reward_by_name() -> None:
 # --- the contract, on anything --------------------------------------------------------------
 
 ALL_REWARDS = [
-    *build_rewards({name: 1.0 for name in REWARDS})[0],
+    *build_rewards({name: 1.0 for name in REWARDS}, progress_fn=lambda: 0.0)[0],
     make_reward("spatial", gate="legacy"),
     make_reward("spatial", gate="none"),
     make_reward("temporal_point", schedule="fixed", sigma=4.0),

@@ -302,7 +302,7 @@ def test_rewards_score_each_generation_as_the_evaluation(media: Path, family: st
     assert reward("where_2", json.dumps({"5": box_1})) == 0.0
     assert reward("where_2", "not json") == 0.0
     # Point supervision and the gated spatial reward read the item's seconds and boxes.
-    funcs, _ = build_rewards({"temporal_point": 1.0, "spatial": 1.0})
+    funcs, _ = build_rewards({"temporal_point": 1.0, "spatial": 1.0}, progress_fn=lambda: 0.0)
     columns = {k: [v] for k, v in examples["where_1"].columns.items()}
     claim = f"<obj>dog</obj><box>{json.dumps(box_1)}</box>at<t>1.0</t>s"
     good = f"<think>It is at {claim}.</think><answer>x</answer>"

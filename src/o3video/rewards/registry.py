@@ -5,7 +5,7 @@ names to a weight, or to a dict of options with an optional ``weight``:
 
 >>> funcs, weights = build_rewards({"answer": 1.0, "format": 0.5,
 ...     "spatial": {"weight": 1.0, "gate": "paper", "tau_s": 3.0},
-...     "temporal_point": {"schedule": "adaptive"}})
+...     "temporal_point": {"schedule": "adaptive"}}, progress_fn=lambda: 0.0)
 >>> [f.__name__ for f in funcs], weights
 (['answer', 'format', 'spatial', 'temporal_point'], [1.0, 0.5, 1.0, 1.0])
 
@@ -15,10 +15,12 @@ reward gives 0.0 to the tasks it does not apply to: ``answer`` and ``format`` ap
 ``temporal_interval`` to temporal grounding and temporal MCQ, ``temporal_point`` to
 spatio-temporal and V-STaR protocol, ``spatial`` to those and visual QA.
 
-Options: ``temporal_point``: ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s);
-``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``), ``tau_s``. ``progress_fn``
-(training progress in [0, 1]) goes to ``temporal_point``; without it the reward reads TRL's
-``trainer_state``. Unknown names or options raise ``ValueError`` listing the known ones.
+Options: ``temporal_point``: ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s),
+``progress`` (``columns``: read training progress from the ``progress`` / TRL
+``trainer_state`` columns); ``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``),
+``tau_s``. ``progress_fn`` (training progress in [0, 1]) goes to ``temporal_point``; an
+annealed σ without ``progress_fn`` and without ``progress: columns`` is refused (σ would
+never anneal). Unknown names or options raise ``ValueError`` listing the known ones.
 """
 
 from __future__ import annotations
@@ -49,9 +51,22 @@ def _temporal_interval(progress_fn: ProgressFn | None) -> RewardFn:
 
 
 def _temporal_point(
-    progress_fn: ProgressFn | None, schedule: Any = "adaptive", sigma: float | None = None
+    progress_fn: ProgressFn | None,
+    schedule: Any = "adaptive",
+    sigma: float | None = None,
+    progress: Any = None,
 ) -> RewardFn:
-    return make_temporal_point_reward(schedule, sigma, progress_fn)
+    reward = make_temporal_point_reward(schedule, sigma, progress_fn)  # checks the options
+    if progress not in (None, "columns"):
+        raise ValueError(f"progress must be 'columns' or absent, got {progress!r}")
+    if schedule != "fixed" and progress_fn is None and progress != "columns":
+        raise ValueError(
+            f"temporal_point anneals sigma ({schedule!r}) with training progress, but no "
+            "progress source is given (progress_fn): sigma would stay at its start value. "
+            "Pass progress_fn, use schedule='fixed' with sigma, or progress='columns' to read "
+            "it from the trainer_state / progress columns"
+        )
+    return reward
 
 
 def _spatial(
@@ -64,7 +79,7 @@ REWARDS: dict[str, tuple[Callable[..., RewardFn], tuple[str, ...]]] = {
     "answer": (_answer, ()),
     "format": (_format, ()),
     "temporal_interval": (_temporal_interval, ()),
-    "temporal_point": (_temporal_point, ("schedule", "sigma")),
+    "temporal_point": (_temporal_point, ("schedule", "sigma", "progress")),
     "spatial": (_spatial, ("gate", "tau_s")),
 }
 """Registry name → (factory, the options it takes)."""

@@ -25,6 +25,7 @@ ablations use 1 s and 4 s). Progress reaches the reward, first match wins:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -87,6 +88,14 @@ def _number(value: object) -> float | None:
     return as_seconds(value)
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_no_progress() -> None:
+    logger.warning(
+        "temporal_point: no training progress (progress_fn, progress or trainer_state); "
+        "annealed sigma uses p = 0 (its start value)"
+    )
+
+
 def resolve_progress(
     columns: Mapping[str, Any], progress_fn: Callable[[], float] | None = None
 ) -> float:
@@ -112,7 +121,7 @@ def resolve_progress(
         logger.debug("progress unreadable, using 0: %s: %s", type(e).__name__, e)
         p = None
     if p is None:
-        logger.debug("no training progress given to temporal_point; using p = 0")
+        _warn_no_progress()
         return 0.0
     return min(1.0, max(0.0, p))
 
