@@ -117,3 +117,35 @@ def test_boxes_in_every_form_the_reference_reads(answer: str) -> None:
 
 def test_boxes_in_the_think_are_not_the_answer() -> None:
     assert read_boxes_by_second('<think>{"9": [1, 2, 3, 4]}</think>none') == {}
+
+
+# Temporal grounding: the reward reads the answer strictly (the ``From <t>a</t>s to <t>b</t>s``
+# form the system prompt asks for, which RL trains), the metric tolerantly (read_span). Where
+# the strict reader reads a span both read the same one and score the same IoU; elsewhere the
+# reward is 0 and the metric may still read a span.
+SPAN_REPLIES = [
+    ("From <t>2</t>s to <t>5</t>s", True),
+    ("From <t>2.0</t> s to <t>6</t>s", True),
+    ("From <t>5</t>s to <t>2</t>s", True),  # reversed: 0 for both
+    ("From <t>0</t>s to <t>3.5</t>s.", True),
+    ("From 2 to 5", False),
+    ("from 0:02 to 0:05", False),
+    ("[2, 5]", False),
+    ("It starts at 2 s, ends at 4 s, lasting 2 s.", False),
+    ("around 4 s", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("answer", "strict"), SPAN_REPLIES)
+def test_grounding_reward_is_the_metric_on_the_strict_form(answer: str, strict: bool) -> None:
+    from o3video.eval.grounding import score_grounding
+    from o3video.evidence import parse_span
+    from o3video.protocols.readers import answer_part
+
+    reply = f"<think>at <t>9</t>s</think><answer>{answer}</answer>"
+    reward = answer_reward([reply], task=["temporal QA"], answer_span_s=[[2.0, 5.0]])[0]
+    item = BenchItem("q", "charades_sta", Path("v"), "?", span_s=(2.0, 5.0))
+    metric = score_grounding([item], {"q": reply}).overall.miou
+    assert (parse_span(answer_part(reply)) is not None) == strict
+    assert reward == pytest.approx(metric if strict else 0.0)
