@@ -90,3 +90,39 @@ def test_sft_resumes_from_its_last_checkpoint(
     # The card says its times cover only the steps after the checkpoint.
     entry = json.loads((out / "final" / "o3video.json").read_text())["training"][-1]
     assert entry["steps"] == 3 and entry["resumed_from_step"] == 2
+
+
+def test_rl_scores_a_held_out_probe_set_every_k_steps(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    from o3video.train.config import load_config
+    from o3video.train.dataset import source_from_config
+    from o3video.train.rl import build_rl_trainer
+
+    out = tmp_path / "rl"
+    overrides = [
+        "model.path=tiny:0",
+        "max_steps=2",
+        "rl.steps_per_generation=1",
+        "rl.max_completion_length=8",
+        "rl.probe_every=1",
+        "rl.probe_items=2",
+        f"output_dir={out}",
+    ]
+    assert main(["train", "rl", "--config", str(ROOT / "recipes/synthetic-tiny-gspo.yaml"),
+                 *overrides]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in (out / "probe.jsonl").read_text().splitlines()]
+    # Before the first step and after each of the two.
+    assert [x["step"] for x in lines] == [0, 1, 2]
+    names = {"answer", "format", "temporal_interval", "temporal_point", "spatial"}
+    for line in lines:
+        assert set(line["rewards"]) == names
+        assert all(0.0 <= v <= 1.0 for v in line["rewards"].values())
+        assert line["total"] == pytest.approx(sum(line["rewards"].values()))
+    assert lines[0]["progress"] == 0.0 and lines[-1]["progress"] == 1.0
+    # The probe records are never trained on: the training rows start after them.
+    config = load_config(ROOT / "recipes/synthetic-tiny-gspo.yaml", overrides, stage="rl")
+    trainer = build_rl_trainer(config, source_from_config(config.data, out, stage="rl"))
+    positions = trainer.train_dataset.data.column("position").to_pylist()
+    assert positions == list(range(2, len(positions) + 2))
+    state = [e for e in trainer.state.log_history if "probe/total" in e]
+    assert state == []  # a fresh trainer: nothing logged yet

@@ -241,6 +241,14 @@ class RLConfig(TrainConfig):
     :func:`o3video.train.plan.context_tokens` (frames × tokens per frame + text + completion),
     instead of the model's 128k, whose KV cache would not fit beside the weights."""
     log_completions: bool = False
+    probe_every: int = 0
+    """Score the policy on a held-out probe set every this many optimizer steps (and before
+    the first): greedy answers, every reward, ``<output_dir>/probe.jsonl``
+    (:mod:`o3video.train.probe`); 0: no probe."""
+    probe_items: int = 16
+    """The probe set: the first this many records of the RL file, left out of training."""
+    probe_max_new_tokens: int | None = None
+    """New tokens per probe answer; ``None``: ``max_completion_length``."""
 
 
 @dataclass

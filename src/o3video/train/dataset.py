@@ -283,9 +283,9 @@ def sft_dataset(source: ExampleSource) -> Any:
     return _dataset(source, "sft", keep)
 
 
-def rl_dataset(source: ExampleSource) -> Any:
-    """A ``datasets.Dataset`` of RL rows (every record)."""
-    return _dataset(source, "rl", range(len(source)))
+def rl_dataset(source: ExampleSource, indices: Sequence[int] | None = None) -> Any:
+    """A ``datasets.Dataset`` of RL rows (the records at ``indices``; default every one)."""
+    return _dataset(source, "rl", range(len(source)) if indices is None else indices)
 
 
 def source_from_config(

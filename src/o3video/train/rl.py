@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from o3video.train.config import RunConfig, save_resolved
+from o3video.train.config import ConfigError, RunConfig, save_resolved
 from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
 from o3video.train.launch import check_launch, main_first
 from o3video.train.lora import peft_config
@@ -202,20 +202,53 @@ def build_rl_trainer(
     # Set after construction: the vision token ids come from the processor, which is loaded
     # after the arguments (the trainer reads generation_kwargs when it is built).
     args.generation_kwargs = rollout_generation_kwargs(config.rl, vision_token_ids(processor))
+    extra = list(callbacks or [])
+    train_rows = None
+    if config.rl.probe_every > 0:
+        probe, train_rows = _probe(config, source, processor)
+        extra.insert(0, probe.callback(config.rl.probe_every))
     cls = trainer_cls or GRPOTrainer
     return cls(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
-        train_dataset=rl_dataset(source),
+        train_dataset=rl_dataset(source, train_rows),
         processing_class=processor,
         callbacks=[
             progress.callback(),
             reward_errors_callback([getattr(f, "__name__", "reward") for f in reward_funcs]),
-            *(callbacks or []),
+            *extra,
         ],
         peft_config=peft_config(config.model),  # None: full fine-tuning
     )
+
+
+def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[int]]:
+    """The probe (:mod:`o3video.train.probe`) and the training rows it leaves."""
+    import torch.distributed as dist
+
+    from o3video.train.probe import Probe, probe_split
+
+    rl = config.rl
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise ConfigError(
+            "rl.probe_every needs one process (a generation on one rank of several would "
+            "wait for the others); set rl.probe_every=0 or run on one process"
+        )
+    try:
+        probe_rows, train_rows = probe_split(len(source), rl.probe_items)
+    except ValueError as e:
+        raise ConfigError(f"rl.probe_items: {e}") from e
+    probe = Probe(
+        source,
+        probe_rows,
+        rl.rewards,
+        processor=processor,
+        out_path=Path(config.output_dir) / "probe.jsonl",
+        max_new_tokens=rl.probe_max_new_tokens or rl.max_completion_length,
+        suppress_tokens=vision_token_ids(processor),
+    )
+    return probe, train_rows
 
 
 def run_rl(config: RunConfig) -> Path:
