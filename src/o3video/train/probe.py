@@ -4,7 +4,10 @@ The per-batch training reward moves with whatever prompts the batch happened to 
 probe set is the same prompts every time, never trained on (the first ``rl.probe_items``
 records of the RL file are held out of the training rows), answered greedily every
 ``rl.probe_every`` optimizer steps (and before the first), and scored with every reward of
-the run at that moment's training progress. Each evaluation is one JSON line in
+the run **at the end of training's progress** (p = 1: an annealed σ at its final, strictest
+value), so that every evaluation is measured with the same yardstick — scored at each step's
+own progress, an annealed reward would fall as σ shrinks while the policy stands still. Each
+evaluation is one JSON line in
 ``<output_dir>/probe.jsonl`` — ``{"step", "progress", "rewards": {name: mean}, "total"}``,
 ``total`` the weighted sum — and the same means go into the trainer's log as
 ``probe/<name>`` and ``probe/total``.
@@ -27,6 +30,9 @@ from o3video.rewards.base import RewardFn
 from o3video.train.dataset import ExampleSource
 
 logger = logging.getLogger(__name__)
+
+PROBE_PROGRESS = 1.0
+"""The training progress every probe evaluation is scored at (module docstring)."""
 
 
 def probe_split(n_records: int, probe_items: int) -> tuple[list[int], list[int]]:
@@ -146,9 +152,7 @@ class Probe:
 
         class _ProbeCallback(TrainerCallback):
             def _run(self, state: Any, model: Any) -> None:
-                total = state.max_steps if state.max_steps and state.max_steps > 0 else 0
-                done = min(1.0, state.global_step / total) if total else 0.0
-                line = probe.run(model, state.global_step, done)
+                line = probe.run(model, state.global_step, PROBE_PROGRESS)
                 entry = {f"probe/{k}": v for k, v in line["rewards"].items()}
                 entry.update({"probe/total": line["total"], "step": state.global_step})
                 state.log_history.append(entry)
