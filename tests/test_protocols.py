@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from o3video.embedded import embedded_model_dir
-from o3video.prompts import build_messages, duration_line, system_prompt_for
+from o3video.prompts import build_messages, system_prompt_for
 from o3video.protocols import card_protocol, check_protocol, protocol_for_model
 from o3video.protocols.render import (
     Prompt,
     labels_for,
+    o3video_prompt,
     reference_label,
     to_messages,
-    true_time_label,
 )
 from o3video.video import Clip
 
@@ -58,12 +58,7 @@ def _clip(times: tuple[float, ...]) -> Clip:
 
 def test_o3video_prompt_is_build_messages() -> None:
     clip = _clip((0.0, 2.5, 5.04))
-    prompt = Prompt(
-        system_prompt_for("temporal"),
-        "When?",
-        labels_for(clip.times_s, true_time_label),
-        duration=duration_line(clip.duration_s) + "\n",
-    )
+    prompt = o3video_prompt(system_prompt_for("temporal"), "When?", clip)
     assert to_messages(prompt, clip) == build_messages(clip, "When?", "temporal")
     assert prompt.user_text() == (
         "Frame 1 at 0.0s: <image>\nFrame 2 at 2.5s: <image>\nFrame 3 at 5.0s: <image>\n"

@@ -337,11 +337,19 @@ def _load_processor(model: str) -> Any:
         raise RunError(f"--show-prompts needs the model's processor files: {model}: {e}") from e
 
 
+def _print_rendered(shown: list[tuple[str, Any]]) -> int:
+    """Print ``--show-prompts`` blocks (:func:`o3video.protocols.show.format_rendered`)."""
+    from o3video.protocols.show import format_rendered
+
+    for title, rendered in shown:
+        print(format_rendered(title, rendered), end="\n\n")
+    return 0
+
+
 def show_vstar_prompts(args: argparse.Namespace) -> int:
     """``eval vstar --show-prompts N``: print the rendered requests and exit."""
     from o3video.eval.vstar import show_prompts
     from o3video.families import family_for_processor
-    from o3video.protocols.show import format_rendered
 
     file, root, _ = resolve_data(args.data, args.videos)
     processor = _load_processor(args.model)
@@ -355,9 +363,7 @@ def show_vstar_prompts(args: argparse.Namespace) -> int:
         protocol=protocol_of(args),
         n=args.show_prompts,
     )
-    for title, rendered in shown:
-        print(format_rendered(title, rendered), end="\n\n")
-    return 0
+    return _print_rendered(shown)
 
 
 def run_vstar_command(args: argparse.Namespace) -> int:
@@ -384,7 +390,6 @@ def show_bench_prompts(args: argparse.Namespace) -> int:
     """``eval bench NAME --show-prompts N``: print the rendered requests and exit."""
     from o3video.eval.bench import show_benchmark_prompts
     from o3video.families import family_for_processor
-    from o3video.protocols.show import format_rendered
 
     processor = _load_processor(args.model)
     shown = show_benchmark_prompts(
@@ -397,9 +402,7 @@ def show_bench_prompts(args: argparse.Namespace) -> int:
         protocol=protocol_of(args),
         n=args.show_prompts,
     )
-    for title, rendered in shown:
-        print(format_rendered(title, rendered), end="\n\n")
-    return 0
+    return _print_rendered(shown)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

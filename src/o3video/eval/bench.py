@@ -54,7 +54,7 @@ from o3video.eval.runner import (
 from o3video.families import ModelFamily
 from o3video.models.base import Backend, Request, SamplingParams
 from o3video.models.card import VideoSettings
-from o3video.prompts import duration_line, system_prompt_for
+from o3video.prompts import system_prompt_for
 from o3video.protocols import ProtocolName, check_protocol
 from o3video.protocols.bench import (
     REFERENCE_BENCH_MAX_NEW_TOKENS,
@@ -66,7 +66,7 @@ from o3video.protocols.bench import (
     videommmu_text,
     worldsense_text,
 )
-from o3video.protocols.render import Prompt, labels_for, to_messages, true_time_label
+from o3video.protocols.render import Prompt, o3video_prompt, to_messages
 from o3video.protocols.show import Rendered, render_request
 from o3video.protocols.tasks import reference_rl_prompt
 from o3video.protocols.vstar import REFERENCE_REPETITION_PENALTY
@@ -99,15 +99,6 @@ def video_settings_for(protocol: str, benchmark: str, default: VideoSettings) ->
     if protocol == "reference" and benchmark in REFERENCE_NATIVE_BENCHMARKS:
         return REFERENCE_BENCH_VIDEO
     return default
-
-
-def o3video_prompt(task: str, text: str, clip: Clip) -> Prompt:
-    """The ``o3video`` protocol's request: the task's system prompt, frames labelled with
-    their true times, the duration line, the question (what
-    :func:`o3video.prompts.build_messages` builds)."""
-    labels = labels_for(clip.times_s, true_time_label)
-    duration = duration_line(clip.duration_s) + "\n"
-    return Prompt(system_prompt_for(task), text, labels, duration=duration)
 
 
 def reference_text(item: BenchItem) -> str:
@@ -161,7 +152,7 @@ def item_request(
     task, text = prompt_for(item)
     if name == "reference":
         return reference_rl_prompt(task, text, clip, total_frames=_window_frames(item, clip)), clip
-    return o3video_prompt(task, text, clip), clip
+    return o3video_prompt(system_prompt_for(task), text, clip), clip
 
 
 def make_process(

@@ -28,7 +28,6 @@ Which one a command uses: the one it is given, else the model card's (``o3video.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Literal, get_args
@@ -37,8 +36,6 @@ ProtocolName = Literal["o3video", "reference", "reference-sft"]
 PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
 INFERENCE_PROTOCOLS: tuple[str, ...] = ("o3video", "reference")
 """Protocols a model can be run (evaluated, asked) under; ``reference-sft`` only trains."""
-
-CARD_FILE = "o3video.json"
 
 
 def check_protocol(name: str, *, inference: bool = False) -> ProtocolName:
@@ -54,18 +51,20 @@ def card_protocol(model: str | os.PathLike[str]) -> ProtocolName | None:
     """The protocol a local model folder's card names (``o3video`` for a card without the
     field: every card before protocols existed was written by this project's training), or
     ``None`` without a card. An unreadable card or an unknown name raises ``ValueError``."""
-    path = Path(model) / CARD_FILE
-    if not path.is_file():
+    # Imported here: o3video.models.card imports o3video.protocols.frames, so this package.
+    from o3video.errors import DataError
+    from o3video.models.card import CARD_FILE, read_card
+
+    try:
+        card = read_card(model)
+    except DataError as e:
+        raise ValueError(str(e)) from e
+    if card is None:
         return None
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable model card: {e}") from e
-    name = card.get("protocol", "o3video") if isinstance(card, dict) else "o3video"
-    try:
-        return check_protocol(str(name))
+        return check_protocol(str(card.get("protocol", "o3video")))
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise ValueError(f"{Path(model) / CARD_FILE}: {e}") from e
 
 
 def protocol_for_model(

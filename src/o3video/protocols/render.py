@@ -31,34 +31,33 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from o3video.prompts import duration_line, frame_label
 from o3video.video import Clip
 
 Message = dict[str, Any]
 Presentation = Literal["frames", "video"]
 
 
-def true_time_label(k: int, t_s: float) -> str:
-    """``Frame {k} at {t:.1f}s: ``: the frame's true time, one decimal, never ``-0.0``."""
-    return f"Frame {k} at {round(float(t_s), 1) + 0.0:.1f}s: "
+true_time_label = frame_label
+"""``Frame {k} at {t:.1f}s: ``: the frame's true time, one decimal, never ``-0.0``
+(:func:`o3video.prompts.frame_label`, the ``o3video`` protocol's label)."""
 
 
-def _py(value: float) -> str:
-    """A number printed as Python's ``str`` prints it (``2`` stays ``2``, ``2.0`` ``2.0``)."""
-    return str(value)
+def _reference_time(t_s: float | int) -> str:
+    """A time as the reference code printed it: ``str(round(t, 1))``, an integer as is."""
+    return str(t_s if isinstance(t_s, int) else round(float(t_s), 1))
 
 
 def reference_label(k: int, t_s: float | int) -> str:
     """The reference code's label: ``f"Frame {k} at {round(t, 1)}s: "`` — Python's own
     printing of the rounded number, so an integer time (a key frame in RL) prints ``2s``."""
-    t = t_s if isinstance(t_s, int) else round(float(t_s), 1)
-    return f"Frame {k} at {_py(t)}s: "
+    return f"Frame {k} at {_reference_time(t_s)}s: "
 
 
 def reference_sft_label(k: int, t_s: float | int) -> str:
     """The reference SFT stage's label for temporal and general tasks: no ``s`` after the
     time (``Frame 2 at 0.5: ``)."""
-    t = t_s if isinstance(t_s, int) else round(float(t_s), 1)
-    return f"Frame {k} at {_py(t)}: "
+    return f"Frame {k} at {_reference_time(t_s)}: "
 
 
 @dataclass(frozen=True)
@@ -133,3 +132,11 @@ def to_messages(prompt: Prompt, clip: Clip) -> list[Message]:
 def labels_for(times_s: Sequence[float], label: Any = true_time_label) -> tuple[str, ...]:
     """One label per time, 1-based: ``label(k, t)``."""
     return tuple(label(k, t) for k, t in enumerate(times_s, start=1))
+
+
+def o3video_prompt(system: str | None, text: str, clip: Clip) -> Prompt:
+    """The ``o3video`` protocol's request on ``clip``: ``system``, every frame labelled with
+    its true time, the duration line, then ``text`` — the request
+    :func:`o3video.prompts.build_messages` builds."""
+    labels = labels_for(clip.times_s, true_time_label)
+    return Prompt(system, text, labels, duration=duration_line(clip.duration_s) + "\n")

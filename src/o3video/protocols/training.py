@@ -58,14 +58,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from o3video.families import ModelFamily
-from o3video.prompts import STGR_TASKS, duration_line, system_prompt_for
+from o3video.prompts import STGR_TASKS, system_prompt_for
 from o3video.protocols import ProtocolName, check_protocol
 from o3video.protocols.render import (
     Prompt,
-    labels_for,
+    o3video_prompt,
     reference_label,
     reference_sft_label,
-    true_time_label,
 )
 from o3video.protocols.tasks import reference_duration, reference_sample_fps
 from o3video.video import Clip
@@ -176,9 +175,7 @@ def training_prompt(
         )
         return Prompt(system, text, ("",))
     if name == "o3video":
-        labels = labels_for(clip.times_s, true_time_label)
-        duration = duration_line(clip.duration_s) + "\n"
-        return Prompt(system_prompt_for(task), text, labels, duration=duration)
+        return o3video_prompt(system_prompt_for(task), text, clip)
     srcs = (
         tuple(sources)
         if sources is not None

@@ -40,10 +40,9 @@ from o3video.prompts import (
     SYSTEM_PROMPT_FREE_FORM,
     SYSTEM_PROMPT_TEMPORAL,
     SYSTEM_PROMPT_VSTAR_WHERE,
-    duration_line,
 )
 from o3video.protocols import ProtocolName, check_protocol
-from o3video.protocols.render import Prompt, labels_for, reference_label, true_time_label
+from o3video.protocols.render import Prompt, labels_for, o3video_prompt, reference_label
 from o3video.video import Clip
 
 GENERATIONS: tuple[tuple[str, str], ...] = (
@@ -251,9 +250,7 @@ def vstar_prompts(
             (key, Prompt(REFERENCE_SYSTEM_PROMPT, after, labels, before=before))
             for key, before, after in reference_texts(item, raw)
         ]
-    labels = labels_for(clip.times_s, true_time_label)
-    duration = duration_line(clip.duration_s) + "\n"
     return [
-        (key, Prompt(system, text, labels, duration=duration))
+        (key, o3video_prompt(system, text, clip))
         for key, system, text in item_prompts(item, family, clip.frame_wh)
     ]
