@@ -317,6 +317,11 @@ def test_worldsense_tsv(tmp_path: Path) -> None:
     assert items[1].options == ("it's hungry", "a bell", "a car", "rain")
     assert items[1].question == "Why does the man's dog bark?" and items[1].answer == "A"
     assert items[2].options == ("calm", "tense") and items[2].video == root / "v2.mp4"
+    # The options as the file holds them, for the reference protocol's prompt.
+    assert items[1].extra["options_raw"] == ["A. it's hungry", "B. a bell", "C. a car", "D. rain"]
+    from o3video.eval.bench import reference_text
+
+    assert "A. it's hungry\nB. a bell" in reference_text(items[1])
     assert items[0].group == {
         "domain": "Sports",
         "task_domain": "Recognition",

@@ -190,7 +190,8 @@ def _worldsense_tsv(
             listed = None
         if not isinstance(listed, list):
             f.fail("candidates", f"expected a list literal of options, got {text!r:.60}")
-        options = strip_letters(Fields({"candidates": listed}, path, index).texts("candidates"))
+        listed_fields = Fields({"candidates": listed}, path, index)
+        options = strip_letters(listed_fields.texts("candidates"))
         group = {k: f.text(k) for k in ("domain", "task_domain", "task_type") if f.has(k)}
         video = f.text("video").removesuffix(".mp4")
         key = f.text("index") if f.has("index") else str(index)
@@ -203,7 +204,10 @@ def _worldsense_tsv(
                 options=options,
                 answer=f.letter("answer", len(options)),
                 group=group,
-                extra={"duration": f.optional_text("duration")},
+                extra={
+                    "duration": f.optional_text("duration"),
+                    "options_raw": _raw_texts(listed_fields, "candidates"),
+                },
             )
         )
     return check_items(items, folder, check_videos)
