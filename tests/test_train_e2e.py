@@ -118,6 +118,10 @@ def test_rl_scores_a_held_out_probe_set_every_k_steps(tmp_path: Path) -> None:
         assert set(line["rewards"]) == names
         assert all(0.0 <= v <= 1.0 for v in line["rewards"].values())
         assert line["total"] == pytest.approx(sum(line["rewards"].values()))
+        assert len(line["completions"]) == 2
+        for name, values in line["items"].items():
+            assert len(values) == 2
+            assert line["rewards"][name] == pytest.approx(sum(values) / 2)
     assert {x["progress"] for x in lines} == {1.0}  # one yardstick: the final sigma
     # The probe records are never trained on: the training rows start after them.
     config = load_config(ROOT / "recipes/synthetic-tiny-gspo.yaml", overrides, stage="rl")

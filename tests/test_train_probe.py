@@ -35,5 +35,7 @@ def test_probe_scores_every_reward_at_the_given_progress() -> None:
     assert early["rewards"]["answer"] == pytest.approx(1.0)
     assert early["rewards"]["temporal_point"] == pytest.approx(0.9692 / 2, abs=1e-4)
     assert late["rewards"]["temporal_point"] == pytest.approx(0.6065 / 2, abs=1e-4)
+    assert late["items"]["temporal_point"] == pytest.approx([0.0, 0.6065], abs=1e-4)
+    assert late["items"]["answer"] == pytest.approx([1.0, 1.0])
     r = early["rewards"]
     assert early["total"] == pytest.approx(r["answer"] + 0.5 * r["format"] + r["temporal_point"])

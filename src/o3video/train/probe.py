@@ -7,9 +7,10 @@ records of the RL file are held out of the training rows), answered greedily eve
 the run **at the end of training's progress** (p = 1: an annealed σ at its final, strictest
 value), so that every evaluation is measured with the same yardstick — scored at each step's
 own progress, an annealed reward would fall as σ shrinks while the policy stands still. Each
-evaluation is one JSON line in
-``<output_dir>/probe.jsonl`` — ``{"step", "progress", "rewards": {name: mean}, "total"}``,
-``total`` the weighted sum — and the same means go into the trainer's log as
+evaluation is one JSON line in ``<output_dir>/probe.jsonl`` — ``{"step", "progress",
+"rewards": {name: mean}, "total", "items": {name: [per item]}, "completions"}``,
+``total`` the weighted sum, ``items`` each reward per probe item and ``completions`` the
+answers themselves — and the same means go into the trainer's log as
 ``probe/<name>`` and ``probe/total``.
 
 One process only: under several processes (DeepSpeed ZeRO-3 splits the weights, and a
@@ -60,18 +61,23 @@ def score_probe(
     progress: float,
 ) -> dict[str, Any]:
     """Mean of every reward over the probe completions (``columns``: each one's reward
-    columns) at training ``progress``, and their weighted ``total``."""
+    columns) at training ``progress``, their weighted ``total``, and each reward's value per
+    item (``items``: name → list in probe order), so that two evaluations can be compared
+    item by item."""
     batch: dict[str, list[Any]] = {}
     for key in {k for c in columns for k in c}:
         batch[key] = [c.get(key) for c in columns]
     batch["progress"] = [progress] * len(completions)
     means: dict[str, float] = {}
+    items: dict[str, list[float]] = {}
     for func in reward_funcs:
-        values = func(list(completions), **batch)
-        means[getattr(func, "__name__", "reward")] = sum(values) / max(len(values), 1)
+        name = getattr(func, "__name__", "reward")
+        values = [float(v) for v in func(list(completions), **batch)]
+        means[name] = sum(values) / max(len(values), 1)
+        items[name] = values
     names = [getattr(f, "__name__", "reward") for f in reward_funcs]
     total = sum(w * means[n] for n, w in zip(names, weights, strict=True))
-    return {"rewards": means, "total": total}
+    return {"rewards": means, "total": total, "items": items}
 
 
 class Probe:
@@ -134,7 +140,7 @@ class Probe:
         completions = self.answers(model)
         columns = [self.source.example(i).columns for i in self.indices]
         scored = score_probe(completions, columns, self.reward_funcs, self.weights, progress)
-        line = {"step": step, "progress": progress, **scored}
+        line = {"step": step, "progress": progress, **scored, "completions": completions}
         if not all(math.isfinite(v) for v in scored["rewards"].values()):
             raise ValueError(f"probe rewards are not finite: {scored}")
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
