@@ -266,3 +266,31 @@ def test_spatial_options_checked() -> None:
 def test_module_doctests() -> None:
     for module in (temporal, spatial):
         assert doctest.testmod(module).failed == 0
+
+
+def test_visual_qa_mean_rule_does_not_pay_for_sprayed_boxes() -> None:
+    """Under the default ``max`` rule each extra box is another draw at the truth (RL on it
+    alone learned to spray boxes); ``mean`` charges a wrong box what a right one earns."""
+    cols = dict(task=[VQA] * 3, answer_box=[[0, 0, 100, 100]] * 3, box_space=["rel1000"] * 3)
+    one = "<think><box>[0,0,100,100]</box></think><answer/>"
+    spray = (
+        "<think>"
+        + "".join(f"<box>[{x},{x},{x + 100},{x + 100}]</box>" for x in (0, 300, 600, 900))
+        + "</think><answer/>"
+    )
+    wrong = "<think><box>[500,500,600,600]</box></think><answer/>"
+    assert spatial_reward([spray, one, wrong], **cols) == [1.0, 1.0, 0.0]
+    mean = make_spatial_reward(visual_qa="mean")
+    assert mean([spray, one, wrong], **cols) == [0.25, 1.0, 0.0]
+    assert mean(["<think>no box</think><answer/>"] * 3, **cols) == [0.0] * 3
+    with pytest.raises(ValueError, match="unknown visual_qa rule 'min'; known: max, mean"):
+        make_spatial_reward(visual_qa="min")  # type: ignore[arg-type]
+
+
+def test_registry_passes_the_visual_qa_rule() -> None:
+    from o3video.rewards.registry import build_rewards
+
+    (func,), _ = build_rewards({"spatial": {"visual_qa": "mean"}})
+    cols = dict(task=[VQA], answer_box=[[0, 0, 100, 100]], box_space=["rel1000"])
+    two = "<think><box>[0,0,100,100]</box><box>[500,500,600,600]</box></think><answer/>"
+    assert func([two], **cols) == [0.5]

@@ -18,7 +18,8 @@ spatio-temporal and V-STaR protocol, ``spatial`` to those and visual QA.
 Options: ``temporal_point``: ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s),
 ``progress`` (``columns``: read training progress from the ``progress`` / TRL
 ``trainer_state`` columns); ``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``),
-``tau_s``. ``progress_fn`` (training progress in [0, 1]) goes to ``temporal_point``; an
+``tau_s``, ``visual_qa`` (``max`` | ``mean``: the visual-QA rule). ``progress_fn``
+(training progress in [0, 1]) goes to ``temporal_point``; an
 annealed σ without ``progress_fn`` and without ``progress: columns`` is refused (σ would
 never anneal). Unknown names or options raise ``ValueError`` listing the known ones.
 """
@@ -70,9 +71,12 @@ def _temporal_point(
 
 
 def _spatial(
-    progress_fn: ProgressFn | None, gate: Any = "paper", tau_s: float | None = None
+    progress_fn: ProgressFn | None,
+    gate: Any = "paper",
+    tau_s: float | None = None,
+    visual_qa: Any = "max",
 ) -> RewardFn:
-    return make_spatial_reward(gate, tau_s)
+    return make_spatial_reward(gate, tau_s, visual_qa)
 
 
 REWARDS: dict[str, tuple[Callable[..., RewardFn], tuple[str, ...]]] = {
@@ -80,7 +84,7 @@ REWARDS: dict[str, tuple[Callable[..., RewardFn], tuple[str, ...]]] = {
     "format": (_format, ()),
     "temporal_interval": (_temporal_interval, ()),
     "temporal_point": (_temporal_point, ("schedule", "sigma", "progress")),
-    "spatial": (_spatial, ("gate", "tau_s")),
+    "spatial": (_spatial, ("gate", "tau_s", "visual_qa")),
 }
 """Registry name → (factory, the options it takes)."""
 

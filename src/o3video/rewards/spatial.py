@@ -19,7 +19,12 @@ synonym still earns its IoU). ``"legacy"`` ignores names, as the reference did. 
 without a time scores 0 under every gate. Boxes are compared in the model's box space,
 clamped to it (``box_space`` with ``frame_wh`` / ``source_wh``).
 
-**Visual QA.** The max IoU of any box in ``<think>`` with ``answer_box``.
+**Visual QA.** ``visual_qa="max"`` (default, SPEC §5): the max IoU of any box in ``<think>``
+with ``answer_box``. A policy can game it: every extra box is another draw at the truth, and
+RL on it alone grew the embedded model's completions from ~130 to the 320-token cap of boxes
+sprayed over the frame while the held-out score fell (``benchmarks/embedded-experiments.md``,
+run F). ``visual_qa="mean"``: the mean IoU of the ``<think>`` boxes with ``answer_box``, so a
+wrong extra box costs what a right one earns.
 
 Other tasks: 0.0.
 
@@ -45,6 +50,8 @@ from o3video.rewards.fmt import think_boxes, think_claims
 
 Gate = Literal["paper", "legacy", "none"]
 GATES: tuple[str, ...] = get_args(Gate)
+VisualQARule = Literal["max", "mean"]
+VISUAL_QA_RULES: tuple[str, ...] = get_args(VisualQARule)
 PAPER_TAU_S = 3.0
 """The paper's gate: |t_claim − t_kf| ≤ 3 s."""
 LEGACY_TAU_S = 1.0
@@ -125,16 +132,25 @@ def claim_score(
     return best_iou(pred, [b for bs in objects.values() for b in bs])
 
 
-def make_spatial_reward(gate: Gate = "paper", tau_s: float | None = None) -> RewardFn:
+def make_spatial_reward(
+    gate: Gate = "paper", tau_s: float | None = None, visual_qa: VisualQARule = "max"
+) -> RewardFn:
     """r_s with the given temporal gate; ``tau_s`` defaults to 3 s (``paper``) or 1 s
-    (``legacy``). Options are checked here (``ValueError``).
+    (``legacy``); ``visual_qa`` is the visual-QA rule (module docstring). Options are
+    checked here (``ValueError``).
 
-    >>> make_spatial_reward()(["<think><box>[0,0,4,4]</box></think><answer/>"],
-    ...     task=["visual QA"], answer_box=[[0, 0, 4, 2]], box_space=["rel1000"])
-    [0.5]
+    >>> sprayed = ["<think><box>[0,0,4,2]</box><box>[6,6,9,9]</box></think><answer/>"]
+    >>> cols = dict(task=["visual QA"], answer_box=[[0, 0, 4, 2]], box_space=["rel1000"])
+    >>> mean = make_spatial_reward(visual_qa="mean")
+    >>> make_spatial_reward()(sprayed, **cols), mean(sprayed, **cols)
+    ([1.0], [0.5])
     """
     if gate not in GATES:
         raise ValueError(f"unknown gate {gate!r}; known: {', '.join(GATES)}")
+    if visual_qa not in VISUAL_QA_RULES:
+        raise ValueError(
+            f"unknown visual_qa rule {visual_qa!r}; known: {', '.join(VISUAL_QA_RULES)}"
+        )
     tau = (LEGACY_TAU_S if gate == "legacy" else PAPER_TAU_S) if tau_s is None else tau_s
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau):
         raise ValueError(f"tau_s must be a finite number of seconds, got {tau_s!r}")
@@ -147,7 +163,11 @@ def make_spatial_reward(gate: Gate = "paper", tau_s: float | None = None) -> Rew
         if kind == "spatial":
             gt = to_box(get("answer_box"), extent)
             pred = [b for b in (to_box(x, extent) for x in think_boxes(trace)) if b is not None]
-            return best_iou(pred, [gt]) if gt is not None else 0.0
+            if gt is None or not pred:
+                return 0.0
+            if visual_qa == "mean":
+                return sum(best_iou([b], [gt]) for b in pred) / len(pred)
+            return best_iou(pred, [gt])
         frames = read_key_frames(get("key_times_s"), get("key_boxes"), extent)
         claims = think_claims(trace)
         if not frames or not claims:
