@@ -19,7 +19,6 @@ from o3video.ask import ask
 from o3video.errors import VideoDecodeError
 from o3video.models.base import BackendError, Request, SamplingParams
 from o3video.models.hf import HFBackend
-from o3video.models.tiny import build_tiny_model
 from o3video.prompts import Presentation
 
 STAGES = {"decode", "preprocess", "generate", "parse", "total"}
@@ -27,11 +26,6 @@ TRACE = (
     "<think>The <obj>dog</obj><box>[42,56,210,112]</box>at<t>0.4</t>s runs to the right."
     "</think><answer>It runs.</answer>"
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,6 @@ import pytest
 from videos import encode_video
 
 from o3video.cli.main import main
-from o3video.models.tiny import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,6 @@ from videos import encode_video
 
 from o3video.cli import finite_float
 from o3video.cli.main import build_parser, main
-from o3video.models.tiny import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,10 @@ from o3video.models.hf import (
     choose_threads,
     truncate_at_stop,
 )
-from o3video.models.tiny import build_tiny_model
 from o3video.prompts import build_messages
 from o3video.video import Clip
 
 W, H = 84, 56  # multiples of 28
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,6 @@ W, H = 84, 56
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
-
-
-@pytest.fixture(scope="module")
 def processor(tiny_dir: Path) -> Any:
     return transformers.AutoProcessor.from_pretrained(tiny_dir)
 

@@ -18,7 +18,6 @@ import pytest
 from o3video.ask import ask
 from o3video.models.base import BackendError, Request, SamplingParams
 from o3video.models.load import load_backend
-from o3video.models.tiny import build_tiny_model
 from o3video.models.vllm import VLLMBackend
 from o3video.prompts import build_messages
 from o3video.video import Clip
@@ -74,11 +73,6 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", sampling)
     return module
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen25vl", seed=0)
 
 
 def make_clip(n: int = 4, step_s: float = 0.5) -> Clip:
