@@ -29,17 +29,6 @@ from pathlib import Path
 from typing import Any
 
 
-def text_of(completion: Any) -> str:
-    """A completion's text: TRL passes strings, or chat messages for conversational prompts.
-
-    >>> text_of([{"role": "assistant", "content": "<answer>red</answer>"}])
-    '<answer>red</answer>'
-    """
-    if isinstance(completion, str):
-        return completion
-    return "".join(str(m.get("content", "")) for m in completion)
-
-
 def make_word_reward(word: str) -> Any:
     """The control reward: 1.0 when the text after the last ``<answer>`` holds ``word``.
 
@@ -48,8 +37,11 @@ def make_word_reward(word: str) -> Any:
     [0.0, 1.0]
     """
 
+    from o3video.rewards.base import completion_text
+
     def reward(completions: Sequence[Any], **_: Any) -> list[float]:
-        return [1.0 if word in text_of(c).split("<answer>")[-1] else 0.0 for c in completions]
+        texts = [completion_text(c) or "" for c in completions]
+        return [1.0 if word in t.split("<answer>")[-1] else 0.0 for t in texts]
 
     reward.__name__ = f"says_{word}"
     return reward

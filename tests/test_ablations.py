@@ -3,16 +3,15 @@ overrides through the real config loader."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from bench_scripts import load_benchmark
 
 from o3video.eval.vstar_score import GroupScores, VStarScores
 from o3video.train.config import load_config
@@ -21,16 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "synthetic-tiny-gspo.yaml"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ablations", ROOT / "benchmarks/ablations.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ablations"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-abl = _load()
+abl = load_benchmark("ablations")
 
 
 def _scores_doc(acc: float, t: tuple[float, float], v: tuple[float, float]) -> dict[str, Any]:

@@ -3,25 +3,11 @@ fabricated probe files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load() -> ModuleType:
-    path = ROOT / "benchmarks/probe_curves.py"
-    spec = importlib.util.spec_from_file_location("probe_curves", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["probe_curves"] = module
-    spec.loader.exec_module(module)
-    return module
+from bench_scripts import load_benchmark
 
 
 def _write(run: Path, evaluations: list[list[float]]) -> None:
@@ -35,7 +21,7 @@ def _write(run: Path, evaluations: list[list[float]]) -> None:
 
 
 def test_the_verdict_follows_the_item_by_item_change(tmp_path: Path) -> None:
-    pc = _load()
+    pc = load_benchmark("probe_curves")
     start = [0.2, 0.4, 0.6, 0.3, 0.5, 0.1, 0.7, 0.2] * 3
     _write(tmp_path / "up-s0", [start, [v + 0.1 for v in start]])
     _write(tmp_path / "down-s0", [start, [v - 0.05 for v in start]])
@@ -56,7 +42,7 @@ def test_the_verdict_follows_the_item_by_item_change(tmp_path: Path) -> None:
 
 
 def test_a_line_without_the_reward_names_file_and_line(tmp_path: Path) -> None:
-    pc = _load()
+    pc = load_benchmark("probe_curves")
     run = tmp_path / "r"
     run.mkdir()
     (run / "probe.jsonl").write_text('{"step": 0, "rewards": {"format": 1.0}, "total": 1.0}\n')

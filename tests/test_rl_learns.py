@@ -14,19 +14,14 @@ from typing import Any
 
 import pytest
 
+from o3video.rewards.base import completion_text
 from o3video.train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    return "".join(str(m.get("content", "")) for m in completion)
-
-
 def digit_share(completions: list[Any], **_: Any) -> list[float]:
-    texts = [_text(c) for c in completions]
+    texts = [completion_text(c) or "" for c in completions]
     return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
 
 

@@ -166,7 +166,7 @@ def make_spatial_reward(
             if gt is None or not pred:
                 return 0.0
             if visual_qa == "mean":
-                return sum(best_iou([b], [gt]) for b in pred) / len(pred)
+                return sum(iou(b, gt) for b in pred) / len(pred)
             return best_iou(pred, [gt])
         frames = read_key_frames(get("key_times_s"), get("key_boxes"), extent)
         claims = think_claims(trace)

@@ -70,13 +70,13 @@ def score_probe(
     batch["progress"] = [progress] * len(completions)
     means: dict[str, float] = {}
     items: dict[str, list[float]] = {}
-    for func in reward_funcs:
+    total = 0.0
+    for func, weight in zip(reward_funcs, weights, strict=True):
         name = getattr(func, "__name__", "reward")
         values = [float(v) for v in func(list(completions), **batch)]
         means[name] = sum(values) / max(len(values), 1)
         items[name] = values
-    names = [getattr(f, "__name__", "reward") for f in reward_funcs]
-    total = sum(w * means[n] for n, w in zip(names, weights, strict=True))
+        total += weight * means[name]
     return {"rewards": means, "total": total, "items": items}
 
 
