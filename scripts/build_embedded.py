@@ -16,13 +16,21 @@ the GSPO model into the package (``src/o3video/embedded/model/``), where ``o3vid
 it. A step whose output exists is skipped, so the same command resumes a stopped build (the
 trainer resumes from its last checkpoint); ``--threads`` sets the torch threads of each step.
 
+``--sft-checkpoint DIR`` starts from a kept SFT-stage model instead of training stages 1 and 2
+(``benchmarks/embedded-sft/`` is the one the shipped model was trained from): the folder is
+copied to ``OUT/sft/final``, the SFT stage's corpus (which holds the RL records) is
+synthesized again from its recipe's ``data.synth`` with ``data synth``, and steps 3 to 5 run
+as above, so the RL stage alone is re-run and scored against the same SFT model.
+
     python scripts/build_embedded.py --out runs/embedded --install
+    python scripts/build_embedded.py --out runs/rl-again --sft-checkpoint benchmarks/embedded-sft
     python scripts/build_embedded.py --out /tmp/e --scale 0.01 --heldout-n 4   # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -30,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +127,12 @@ def scores_of(run: Path) -> dict[str, Any]:
     }
 
 
+def weights_sha256(model: Path) -> str:
+    """The SHA-256 of a model folder's ``model.safetensors``: which SFT-stage weights the RL
+    stage started from (``benchmarks/embedded-sft/`` must have the card's)."""
+    return hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -153,7 +168,11 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=1) + "\n")
 
+    if args.sft_checkpoint is not None:
+        keep_sft(args.sft_checkpoint, out, args.scale, step, record)
     for name, stage, recipe_name in STAGES:
+        if args.sft_checkpoint is not None and name != "gspo":
+            continue
         recipe = RECIPES / recipe_name
         overrides = stage_overrides(name, recipe, out, args.scale)
         argv = cli("train", stage, "--config", str(recipe), *overrides)
@@ -217,6 +236,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "note": "synthetic V-STaR, exact-match judge, default (fixed) scoring mode; fractions",
     }
     record["scores"] = scores
+    record["sft_sha256"] = weights_sha256(sft)
+    record["threads"] = args.threads
     record["machine"] = machine()
     record["wall_s"] = round(sum(s["wall_s"] for s in record["steps"].values()), 1)
     record_path.write_text(json.dumps(record, indent=1) + "\n")
@@ -225,6 +246,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     card["scores"] = scores
     card["build"] = {
         "command": "python scripts/build_embedded.py",
+        "sft_sha256": record["sft_sha256"],
+        "threads": args.threads,
         "steps": record["steps"],
         "wall_s": record["wall_s"],
         "machine": record["machine"],
@@ -233,6 +256,44 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     if args.install:
         install(gspo, PACKAGE_MODEL)
     return record
+
+
+def keep_sft(
+    checkpoint: Path,
+    out: Path,
+    scale: float,
+    step: Callable[[str, list[str], Path], None],
+    record: dict[str, Any],
+) -> None:
+    """Put the kept SFT-stage model ``checkpoint`` where stage 2 would have left it, with the
+    corpus stage 2 synthesized (its ``data.synth``, scaled as the stage would be)."""
+    card_path = checkpoint / "o3video.json"
+    if not card_path.is_file():
+        raise BuildError(f"{checkpoint}: not a model folder with a card (no o3video.json)")
+    entries = json.loads(card_path.read_text(encoding="utf-8")).get("training") or []
+    stages = [e.get("stage") for e in entries]
+    if stages != [stage for _, stage, _ in STAGES[:2]]:
+        raise BuildError(
+            f"{card_path}: not an SFT-stage card (its training stages are {stages}, "
+            "not the grounding and SFT stages)"
+        )
+    final = out / "sft" / "final"
+    if not final.exists():
+        install(checkpoint, final)
+    recipe = RECIPES / STAGES[1][2]
+    n, seed = recipe_value(recipe, "data.synth.n"), recipe_value(recipe, "data.synth.seed")
+    if scale != 1.0:
+        n = max(2, round(n * scale))
+    data = out / "sft" / "data"
+    argv = cli("data", "synth", "--out", str(data), "--n", str(n), "--seed", str(seed),
+               "--world-of", str(recipe))  # fmt: skip
+    step("sft-data", argv, data / "stgr_rl.json")
+    for (name, _, _), entry in zip(STAGES[:2], entries, strict=True):
+        record["steps"][name] = {
+            "command": entry["command"][1:],
+            "wall_s": entry["wall_s"],
+            "kept": str(checkpoint),
+        }
 
 
 def install(model: Path, target: Path) -> None:
@@ -261,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="multiply every recipe's max_steps and data.synth.n (smoke runs)",
+    )
+    parser.add_argument(
+        "--sft-checkpoint",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a kept SFT-stage model (benchmarks/embedded-sft): run the RL stage alone from it",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads per step")
     parser.add_argument(

@@ -7,6 +7,12 @@ scores on a held-out seed. Two ``slow`` tests: one re-synthesizes the held-out c
 its seed and scores the shipped weights on it (about 5 minutes), which must give the card's
 scores; the other re-runs the whole build (about 2.5 hours on two CPU cores) and compares its
 scores with the card's.
+
+``benchmarks/embedded-sft/`` keeps an SFT-stage model built by the same recipes (the first
+two stages of ``scripts/build_embedded.py``) with the record of that build (``build.json``:
+the weights' SHA-256, the scores of the SFT model and of the GSPO stage run from it); the
+default tests check it against the recipes and the record, and a third ``slow`` test re-runs
+the RL stage alone from it (``--sft-checkpoint``) and compares with the record.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_scripts import load_benchmark
 
 from o3video.embedded import MODEL_DIR, embedded_model_dir
 from o3video.models.card import read_card, video_settings_for
 from o3video.train.config import RunConfig, load_config, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
 STAGES = (
     ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
     ("sft", "sft", "synthetic-tiny-embedded-sft.yaml"),
@@ -77,10 +85,10 @@ def test_weights_are_small_and_complete() -> None:
     assert sum(files.values()) <= 20 * 1024 * 1024
 
 
-def test_card_records_every_stage_as_the_shipped_recipes_say(card: dict[str, Any]) -> None:
-    stages = card["training"]
-    assert [s["stage"] for s in stages] == [stage for _, stage, _ in STAGES]
-    for entry, (name, stage, recipe) in zip(stages, STAGES, strict=True):
+def _check_stages(stages: list[dict[str, Any]], recipes: tuple[tuple[str, str, str], ...]) -> None:
+    """Training entries ``stages`` are one per recipe, each with the recipe's resolved config."""
+    assert [s["stage"] for s in stages] == [stage for _, stage, _ in recipes]
+    for entry, (name, stage, recipe) in zip(stages, recipes, strict=True):
         assert entry["seed"] == 0 and entry["data_seed"] == 0, name
         assert entry["steps"] > 0 and entry["train_runtime_s"] > 0, name
         assert entry["wall_s"] >= entry["train_runtime_s"], name
@@ -91,8 +99,12 @@ def test_card_records_every_stage_as_the_shipped_recipes_say(card: dict[str, Any
         # leave them at their defaults (then the build is what the recipe says today).
         newer = _added_since(recorded, _portable(shipped), _portable(to_dict(RunConfig())))
         assert recorded == _portable(shipped, drop=newer), f"{name}: not {recipe}"
+
+
+def test_card_records_every_stage_as_the_shipped_recipes_say(card: dict[str, Any]) -> None:
+    _check_stages(card["training"], STAGES)
     # The frame budget and world of the last stage are the card's own.
-    last = stages[-1]["config"]["data"]
+    last = card["training"][-1]["config"]["data"]
     video = video_settings_for(MODEL_DIR)
     assert video is not None
     assert (video.fps, video.max_frames, video.max_pixels) == (
@@ -156,3 +168,56 @@ def test_the_recipes_reproduce_the_card(card: dict[str, Any], tmp_path: Path) ->
     for row, values in report.items():
         for m, (shipped, rerun) in values.items():
             assert abs(shipped - rerun) <= TOLERANCE[m], (row, m, shipped, rerun)
+
+
+def _build_script() -> Any:
+    return load_benchmark("build_embedded", folder="scripts")
+
+
+def test_the_kept_sft_checkpoint_is_what_the_recipes_and_its_record_say() -> None:
+    kept = read_card(KEPT_SFT)
+    assert kept is not None, f"{KEPT_SFT} has no o3video.json"
+    _check_stages(kept["training"], STAGES[:2])
+    record = json.loads((KEPT_SFT / "build.json").read_text())
+    build = _build_script()
+    assert build.weights_sha256(KEPT_SFT) == record["sft_sha256"]
+    for row in ("sft", "sft+gspo", "constant baseline"):
+        assert set(METRICS) <= set(record["scores"][row]), row
+    # A whole model folder, small enough to keep in the repository.
+    assert all((KEPT_SFT / name).is_file() for name in build.MODEL_FILES)
+    assert sum(p.stat().st_size for p in KEPT_SFT.iterdir()) <= 20 * 1024 * 1024
+
+
+def test_a_build_refuses_a_kept_checkpoint_that_is_not_an_sft_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = _build_script()
+    out = tmp_path / "build"
+    assert build.main(["--out", str(out), "--sft-checkpoint", str(tmp_path)]) == 1
+    assert f"{tmp_path}: not a model folder with a card" in capsys.readouterr().err
+    # The shipped model has all three stages: it is not where the RL stage starts.
+    assert build.main(["--out", str(out), "--sft-checkpoint", str(embedded_model_dir())]) == 1
+    err = capsys.readouterr().err
+    assert "not an SFT-stage card" in err and "['sft', 'sft', 'rl']" in err
+    assert not (out / "sft").exists()
+
+
+@pytest.mark.slow
+def test_the_rl_stage_from_the_kept_sft_checkpoint_reproduces_its_record(tmp_path: Path) -> None:
+    """Only the RL stage and the evaluations again (about 25 minutes on two CPU cores): the
+    SFT row must be the record's to about one item (the same weights, greedy decoding), the
+    SFT+GSPO row within :data:`TOLERANCE` (sampled rollouts)."""
+    record = json.loads((KEPT_SFT / "build.json").read_text())
+    out = tmp_path / "build"
+    held = record["scores"]["heldout"]
+    cmd = [sys.executable, str(ROOT / "scripts" / "build_embedded.py"), "--out", str(out),
+           "--sft-checkpoint", str(KEPT_SFT), "--heldout-n", str(held["n_videos"]),
+           "--heldout-seed", str(held["seed"])]  # fmt: skip
+    if record.get("threads"):  # the RL stage's float rounding depends on it
+        cmd += ["--threads", str(record["threads"])]
+    subprocess.run(cmd, check=True)
+    again = json.loads((out / "build.json").read_text())["scores"]
+    print(json.dumps({row: again[row] for row in ("sft+gspo", "sft")}, indent=1))
+    for m in METRICS:
+        assert again["sft"][m] == pytest.approx(record["scores"]["sft"][m], abs=0.01), m
+        assert abs(again["sft+gspo"][m] - record["scores"]["sft+gspo"][m]) <= TOLERANCE[m], m
