@@ -17,7 +17,7 @@ it. A step whose output exists is skipped, so the same command resumes a stopped
 trainer resumes from its last checkpoint); ``--threads`` sets the torch threads of each step.
 
 ``--sft-checkpoint DIR`` starts from a kept SFT-stage model instead of training stages 1 and 2
-(``benchmarks/embedded-sft/`` is the one the shipped model was trained from): the folder is
+(``benchmarks/embedded-sft/`` keeps one built by the first two recipes): the folder is
 copied to ``OUT/sft/final``, the SFT stage's corpus (which holds the RL records) is
 synthesized again from its recipe's ``data.synth`` with ``data synth``, and steps 3 to 5 run
 as above, so the RL stage alone is re-run and scored against the same SFT model.
@@ -101,6 +101,11 @@ def recipe_value(recipe: Path, key: str) -> Any:
     return node
 
 
+def scaled(value: int, scale: float) -> int:
+    """A recipe count under ``--scale`` (at least 2)."""
+    return value if scale == 1.0 else max(2, round(value * scale))
+
+
 def stage_overrides(name: str, recipe: Path, out: Path, scale: float) -> list[str]:
     """The ``key=value`` overrides that put stage ``name`` under ``out`` (and scale it)."""
     overrides = [f"output_dir={out / name}"]
@@ -113,7 +118,7 @@ def stage_overrides(name: str, recipe: Path, out: Path, scale: float) -> list[st
         for key in SCALED:
             value = recipe_value(recipe, key)
             if isinstance(value, int):
-                overrides.append(f"{key}={max(2, round(value * scale))}")
+                overrides.append(f"{key}={scaled(value, scale)}")
         overrides.append("save_steps=1000000")
     return overrides
 
@@ -129,7 +134,7 @@ def scores_of(run: Path) -> dict[str, Any]:
 
 def weights_sha256(model: Path) -> str:
     """The SHA-256 of a model folder's ``model.safetensors``: which SFT-stage weights the RL
-    stage started from (``benchmarks/embedded-sft/`` must have the card's)."""
+    stage started from (``benchmarks/embedded-sft/`` must have its ``build.json``'s)."""
     return hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
 
 
@@ -281,9 +286,8 @@ def keep_sft(
     if not final.exists():
         install(checkpoint, final)
     recipe = RECIPES / STAGES[1][2]
-    n, seed = recipe_value(recipe, "data.synth.n"), recipe_value(recipe, "data.synth.seed")
-    if scale != 1.0:
-        n = max(2, round(n * scale))
+    n = scaled(recipe_value(recipe, "data.synth.n"), scale)
+    seed = recipe_value(recipe, "data.synth.seed")
     data = out / "sft" / "data"
     argv = cli("data", "synth", "--out", str(data), "--n", str(n), "--seed", str(seed),
                "--world-of", str(recipe))  # fmt: skip
