@@ -52,7 +52,8 @@ STAGES = (
 )
 """(name, ``o3video train`` stage, recipe), in the order they run."""
 SCALED = ("max_steps", "data.synth.n")
-"""Recipe values ``--scale`` multiplies (a quick run of the same pipeline)."""
+"""Recipe values ``--scale`` multiplies (a quick run of the same pipeline); ``max_steps`` is
+read from the stage's section (``sft.max_steps`` or ``rl.max_steps``)."""
 MODEL_FILES = (
     "config.json",
     "generation_config.json",
@@ -116,8 +117,11 @@ def stage_overrides(name: str, recipe: Path, out: Path, scale: float) -> list[st
         overrides.append(f"data.stgr={out / 'sft' / 'data' / 'stgr_rl.json'}")
     if scale != 1.0:
         for key in SCALED:
-            value = recipe_value(recipe, key)
-            if isinstance(value, int):
+            # A stage's step count sits in its section (sft.max_steps, rl.max_steps); the
+            # undotted override resolves to that section.
+            found = (recipe_value(recipe, k) for k in (key, f"sft.{key}", f"rl.{key}"))
+            value = next((v for v in found if isinstance(v, int)), None)
+            if value is not None:
                 overrides.append(f"{key}={scaled(value, scale)}")
         overrides.append("save_steps=1000000")
     return overrides

@@ -221,3 +221,26 @@ def test_the_rl_stage_from_the_kept_sft_checkpoint_reproduces_its_record(tmp_pat
     for m in METRICS:
         assert again["sft"][m] == pytest.approx(record["scores"]["sft"][m], abs=0.01), m
         assert abs(again["sft+gspo"][m] - record["scores"]["sft+gspo"][m]) <= TOLERANCE[m], m
+
+
+@pytest.mark.parametrize(
+    ("stage", "recipe", "steps"),
+    [
+        ("ground", "synthetic-tiny-embedded-ground-sft.yaml", 15),
+        ("sft", "synthetic-tiny-embedded-sft.yaml", 30),
+        ("gspo", "synthetic-tiny-embedded-gspo.yaml", 4),
+    ],
+)
+def test_scale_shortens_every_stage(stage: str, recipe: str, steps: int) -> None:
+    """``--scale 0.01`` cuts each stage's own step count (``sft.max_steps`` or
+    ``rl.max_steps`` in its recipe), and the override resolves to that stage's section."""
+    build = _build_script()
+    path = Path("recipes") / recipe
+    overrides = build.stage_overrides(stage, path, Path("/tmp/o"), 0.01)
+    assert f"max_steps={steps}" in overrides
+    section = "rl" if stage == "gspo" else "sft"
+    config = load_config(path, overrides, stage=section)
+    assert getattr(config, section).max_steps == steps
+    assert build.stage_overrides(stage, path, Path("/tmp/o"), 1.0) == [
+        o for o in overrides if not o.startswith(("max_steps=", "save_steps=", "data.synth.n="))
+    ]

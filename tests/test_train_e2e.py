@@ -130,3 +130,36 @@ def test_rl_scores_a_held_out_probe_set_every_k_steps(tmp_path: Path) -> None:
     assert positions == list(range(2, len(positions) + 2))
     state = [e for e in trainer.state.log_history if "probe/total" in e]
     assert state == []  # a fresh trainer: nothing logged yet
+
+
+def test_the_probe_can_come_from_a_separate_held_out_file(tmp_path: Path) -> None:
+    """``rl.probe_stgr``: the probe is the front of that file (all of it when shorter than
+    ``rl.probe_items``) and every record of the training file trains; the training file
+    itself as the probe file is refused."""
+    pytest.importorskip("trl")
+    from o3video.train.config import ConfigError, load_config
+    from o3video.train.dataset import source_from_config
+    from o3video.train.rl import build_rl_trainer
+
+    recipe = ROOT / "recipes/synthetic-tiny-gspo.yaml"
+    out = tmp_path / "rl"
+    base = ["model.path=tiny:0", "rl.steps_per_generation=1", "rl.max_completion_length=8",
+            f"output_dir={out}"]  # fmt: skip
+    config = load_config(recipe, base, stage="rl")
+    source = source_from_config(config.data, out, stage="rl")
+    rl_file = out / "data" / "stgr_rl.json"
+    probe_file = tmp_path / "probe.json"
+    probe_file.write_text(json.dumps(json.loads(rl_file.read_text())[:3]))
+    overrides = [*base, "max_steps=1", "rl.probe_every=1", "rl.probe_items=5",
+                 f"rl.probe_stgr={probe_file}",
+                 f"rl.probe_media_root={rl_file.parent}"]  # fmt: skip
+    assert main(["train", "rl", "--config", str(recipe), *overrides]) == 0
+    lines = [json.loads(x) for x in (out / "probe.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [0, 1]
+    assert all(len(x["completions"]) == 3 for x in lines)
+    trainer = build_rl_trainer(load_config(recipe, overrides, stage="rl"), source)
+    positions = trainer.train_dataset.data.column("position").to_pylist()
+    assert positions == list(range(len(source)))
+    refused = [*overrides[:-2], f"rl.probe_stgr={rl_file}"]
+    with pytest.raises(ConfigError, match=r"rl\.probe_stgr is the training file"):
+        build_rl_trainer(load_config(recipe, refused, stage="rl"), source)

@@ -313,6 +313,29 @@ def test_rewards_score_each_generation_as_the_evaluation(media: Path, family: st
     assert point == pytest.approx(math.exp(-49 / 32)) and spatial == 0.0
 
 
+def test_the_format_reward_needs_an_answer_the_evaluation_reads(media: Path) -> None:
+    """A well-formed, grounded trace whose Where answer no reader parses (the decay seen
+    under RL: ``2"2": [...]}``), or whose When answer holds no span, earns 0.5, not 1.0."""
+    from o3video.rewards.fmt import format_reward
+
+    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
+
+    def fmt(generation: str, answer: str) -> float:
+        ex = examples[generation]
+        target = ex.target or ""
+        think = target[: target.index("<answer>")]
+        columns = {k: [v] for k, v in ex.columns.items()}
+        return format_reward([f"{think}<answer>{answer}</answer>"], **columns)[0]
+
+    assert fmt("where_1", '{"2": [0, 30, 19, 44]}') == 1.0
+    assert fmt("where_1", '2"2": [0, 30, 19, 44]}') == 0.5
+    assert fmt("where_2", "the dog") == 0.5
+    assert fmt("when_1", "From <t>1.6</t>s to <t>2.7</t>s") == 1.0
+    assert fmt("when_1", "a little later") == 0.5
+    assert fmt("what", "the dog") == 1.0
+    assert fmt("what", " ") == 0.5
+
+
 @pytest.mark.parametrize("protocol", ["reference", "reference-sft"])
 def test_the_reference_protocols_refuse_these_records(media: Path, protocol: str) -> None:
     from o3video.errors import DataError

@@ -12,6 +12,11 @@ already pay less for it. Then:
   grounding and temporal MCQ); a box (visual QA); nothing more (general MCQ and free-form);
 - 0.5 otherwise. Unknown tasks: 0.0.
 
+On V-STaR's prompt forms the ``<answer>`` must also be what the evaluation reads
+(:func:`readable_answer`): a When answer a span, a Where answer boxes by second. Without this
+term a Where answer could decay into text the metric cannot read (``2"2": [0, 30, 19, 44]}``)
+while the format reward still paid 1.0; it now pays 0.5.
+
 >>> format_reward(["<think>a</think><answer>B</answer>"], task=["General video QA MCQ"])
 [1.0]
 >>> format_reward(["<think>a</think><answer>B</answer>"], task=["temporal QA"])
@@ -25,6 +30,7 @@ from typing import Any
 
 from o3video.boxes import XYXY
 from o3video.evidence import Claim, Trace, parse_trace
+from o3video.protocols.readers import read_boxes_by_second, read_span
 from o3video.rewards.base import REWARD_KINDS, RewardKind, score_items
 
 STRUCTURE_PROBLEMS: frozenset[str] = frozenset(
@@ -67,6 +73,26 @@ def grounded(trace: Trace, kind: RewardKind) -> bool:
     return True
 
 
+def readable_answer(answer: str | None, generation: Any) -> bool:
+    """Whether the evaluation's reader gets an answer out of a V-STaR ``generation``'s
+    ``<answer>``: When a span (:func:`~o3video.protocols.readers.read_span`), Where at
+    least one box for a second (:func:`~o3video.protocols.readers.read_boxes_by_second`);
+    What any non-blank text.
+
+    >>> readable_answer('{"2": [0, 30, 19, 44]}', "where_1")
+    True
+    >>> readable_answer('2"2": [0, 30, 19, 44]}', "where_1"), readable_answer("soon", "when_2")
+    (False, False)
+    """
+    if answer is None:
+        return False
+    if generation in ("when_1", "when_2"):
+        return read_span(answer) is not None
+    if generation in ("where_1", "where_2"):
+        return bool(read_boxes_by_second(answer))
+    return bool(answer.strip())
+
+
 def think_claims(trace: Trace) -> tuple[Claim, ...]:
     """The claims inside ``<think>`` (every claim has at least one box)."""
     span = trace.think_span
@@ -92,6 +118,8 @@ def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
     trace = parse_trace(text)
     if not well_formed(trace):
         return 0.0
+    if kind == "vstar" and not readable_answer(trace.answer, get("generation")):
+        return 0.5
     return 1.0 if grounded(trace, kind) else 0.5
 
 

@@ -246,7 +246,14 @@ class RLConfig(TrainConfig):
     the first): greedy answers, every reward, ``<output_dir>/probe.jsonl``
     (:mod:`o3video.train.probe`); 0: no probe."""
     probe_items: int = 16
-    """The probe set: the first this many records of the RL file, left out of training."""
+    """The probe set: the first this many records of the RL file, left out of training; with
+    ``probe_stgr`` set, the first this many of that file (all of it if it has fewer)."""
+    probe_stgr: str | None = None
+    """A separate STGR file for the probe (e.g. the When records of a held-out corpus), read
+    with the run's frame budget and ``data.tasks``; then every record of ``data.stgr``
+    trains. ``None``: the probe is taken from the front of ``data.stgr``."""
+    probe_media_root: str | None = None
+    """The probe file's media folder; ``None``: the probe file's folder."""
     probe_max_new_tokens: int | None = None
     """New tokens per probe answer; ``None``: ``max_completion_length``."""
 

@@ -223,8 +223,9 @@ def build_rl_trainer(
     )
 
 
-def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[int]]:
-    """The probe (:mod:`o3video.train.probe`) and the training rows it leaves."""
+def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[int] | None]:
+    """The probe (:mod:`o3video.train.probe`) and the training rows it leaves (``None``:
+    all of them)."""
     import torch.distributed as dist
 
     from o3video.train.probe import Probe, probe_split
@@ -235,12 +236,18 @@ def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[in
             "rl.probe_every needs one process (a generation on one rank of several would "
             "wait for the others); set rl.probe_every=0 or run on one process"
         )
-    try:
-        probe_rows, train_rows = probe_split(len(source), rl.probe_items)
-    except ValueError as e:
-        raise ConfigError(f"rl.probe_items: {e}") from e
+    train_rows: list[int] | None
+    if rl.probe_stgr:
+        probe_source = _probe_source(config, getattr(source, "stgr_path", ""))
+        probe_rows, train_rows = list(range(min(rl.probe_items, len(probe_source)))), None
+    else:
+        probe_source = source
+        try:
+            probe_rows, train_rows = probe_split(len(source), rl.probe_items)
+        except ValueError as e:
+            raise ConfigError(f"rl.probe_items: {e}") from e
     probe = Probe(
-        source,
+        probe_source,
         probe_rows,
         rl.rewards,
         processor=processor,
@@ -249,6 +256,25 @@ def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[in
         suppress_tokens=vision_token_ids(processor),
     )
     return probe, train_rows
+
+
+def _probe_source(config: RunConfig, training_file: str) -> Any:
+    """The examples of ``rl.probe_stgr``: the run's data settings with that file (no
+    synthesis, no ``data.limit``). Refused when it is ``training_file`` (the training
+    source's STGR file), whose records would then be trained on."""
+    import dataclasses
+
+    rl, data = config.rl, config.data
+    probe_file = Path(rl.probe_stgr or "")
+    if training_file and probe_file.resolve() == Path(training_file).resolve():
+        raise ConfigError(
+            f"rl.probe_stgr is the training file {training_file}: leave rl.probe_stgr unset to "
+            "take the probe from its front (left out of training), or name another file"
+        )
+    probe_data = dataclasses.replace(
+        data, stgr=str(probe_file), media_root=rl.probe_media_root, synth=None, limit=None
+    )
+    return source_from_config(probe_data, Path(config.output_dir) / "probe", stage="rl")
 
 
 def run_rl(config: RunConfig) -> Path:
