@@ -336,6 +336,32 @@ def test_the_format_reward_needs_an_answer_the_evaluation_reads(media: Path) -> 
     assert fmt("what", " ") == 0.5
 
 
+def test_the_what_reward_can_be_the_synthetic_judge(media: Path) -> None:
+    """``answer: {vstar_what: exact}``: a What answer earns 1.0 exactly when the synthetic
+    world's judge rates it right (ROUGE would pay a wrong colour a share); When and Where
+    are unchanged; an unknown rule is refused."""
+    from o3video.rewards.registry import build_rewards
+
+    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
+    (exact,), _ = build_rewards({"answer": {"vstar_what": "exact"}})
+    (rouge,), _ = build_rewards({"answer": 1.0})
+
+    def both(generation: str, answer: str) -> tuple[float, float]:
+        columns = {k: [v] for k, v in examples[generation].columns.items()}
+        reply = [f"<think></think><answer>{answer}</answer>"]
+        return exact(reply, **columns)[0], rouge(reply, **columns)[0]
+
+    assert both("what", "It is the dog.")[0] == 1.0
+    wrong, rouge_wrong = both("what", "the cat")
+    assert wrong == 0.0 and rouge_wrong > 0.0
+    for generation in ("when_1", "where_1"):
+        target = examples[generation].target or ""
+        answer = target[target.index("<answer>") + 8 : target.index("</answer>")]
+        assert both(generation, answer)[0] == both(generation, answer)[1] > 0.9
+    with pytest.raises(ValueError, match="vstar_what must be one of"):
+        build_rewards({"answer": {"vstar_what": "bleu"}})
+
+
 @pytest.mark.parametrize("protocol", ["reference", "reference-sft"])
 def test_the_reference_protocols_refuse_these_records(media: Path, protocol: str) -> None:
     from o3video.errors import DataError

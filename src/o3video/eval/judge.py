@@ -341,6 +341,17 @@ def normalize_answer_text(text: str) -> str:
     return " ".join(words)
 
 
+def exact_match(reference: str, prediction: str) -> bool:
+    """The :class:`ExactMatchJudge` rule: the normalised prediction equals the normalised
+    reference or holds it as whole words.
+
+    >>> exact_match("the red circle", "It is the red circle."), exact_match("the red circle", "red")
+    (True, False)
+    """
+    ref, pred = normalize_answer_text(reference), normalize_answer_text(prediction)
+    return pred == ref or (bool(ref) and f" {ref} " in f" {pred} ")
+
+
 class ExactMatchJudge:
     """The What judge of the synthetic world: no model, no cache.
 
@@ -363,10 +374,7 @@ class ExactMatchJudge:
             if not _has_answer(item):
                 out.append(None)
                 continue
-            ref = normalize_answer_text(item.reference)
-            pred = normalize_answer_text(item.prediction or "")
-            match = pred == ref or (bool(ref) and f" {ref} " in f" {pred} ")
-            out.append(3 if match else 0)
+            out.append(3 if exact_match(item.reference, item.prediction or "") else 0)
         no_answer = sum(r is None for r in out)
         self.stats += JudgeStats(len(items), 0, len(items) - no_answer, 0, no_answer)
         return out

@@ -21,7 +21,11 @@
 - **Visual QA** (spatial grounding): IoU of the first valid box of the answer with
   ``answer_box``; both in the model's box space, clamped to it.
 - **V-STaR protocol** (the evaluation's five prompt forms on training items, by
-  ``generation``): What as free-form; When the tIoU of the span the evaluation reads
+  ``generation``): What as free-form, or with ``vstar_what="exact"``
+  (:func:`make_answer_reward`) 1.0 exactly when the synthetic world's What judge
+  (:func:`o3video.eval.judge.exact_match`) rates the answer right: ROUGE pays "the blue
+  circle" 0.44 for "the white circle", which that metric counts wrong; When the tIoU of
+  the span the evaluation reads
   (:func:`o3video.protocols.readers.read_span`) with ``answer_span_s``; Where the
   evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
   ``key_boxes``) the best IoU of the boxes answered for that second, 0 when none, averaged.
@@ -45,6 +49,7 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
+from o3video.eval.judge import exact_match
 from o3video.evidence import parse_span, parse_trace
 from o3video.protocols.readers import Options, read_boxes_by_second, read_letter, read_span
 from o3video.rewards.base import RewardKind, as_seconds, box_extent, score_items, to_box
@@ -220,9 +225,16 @@ def vstar_box_score(
     return sum(scores) / len(scores)
 
 
-def _vstar(answer: str, get: Callable[[str], Any]) -> float:
+VSTAR_WHAT_RULES = ("rouge", "exact")
+"""How the answer reward scores a V-STaR What answer (module docstring)."""
+
+
+def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") -> float:
     generation = get("generation")
     if generation == "what":
+        if vstar_what == "exact":
+            gt = get("answer")
+            return 1.0 if isinstance(gt, str) and exact_match(gt, answer) else 0.0
         return free_form_score(answer, get("answer"))
     if generation in ("when_1", "when_2"):
         # The span as the evaluation reads it (any form it accepts, e.g. "2 - 4").
@@ -232,7 +244,9 @@ def _vstar(answer: str, get: Callable[[str], Any]) -> float:
     return 0.0
 
 
-def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
+def _score(
+    text: str, kind: RewardKind, get: Callable[[str], Any], vstar_what: str = "rouge"
+) -> float:
     answer = parse_trace(text).answer
     if answer is None:
         return 0.0
@@ -248,7 +262,7 @@ def _score(text: str, kind: RewardKind, get: Callable[[str], Any]) -> float:
         letter = letter_score(answer[m.end() :], get("answer_letter"), options) if m else 0.0
         return (letter + span_score(answer, get("answer_span_s"))) / 2
     if kind == "vstar":
-        return _vstar(answer, get)
+        return _vstar(answer, get, vstar_what)
     return box_score(answer, get("answer_box"), box_extent(get))
 
 
@@ -260,3 +274,24 @@ def answer_reward(completions: list[Any], **columns: Any) -> list[float]:
     [0.3333333333333333]
     """
     return score_items("answer", completions, columns, ANSWER_KINDS, _score)
+
+
+def make_answer_reward(vstar_what: str = "rouge") -> Callable[..., list[float]]:
+    """:func:`answer_reward` with V-STaR What answers scored by ``vstar_what``
+    (:data:`VSTAR_WHAT_RULES`); ``"rouge"`` is :func:`answer_reward` itself.
+
+    >>> what = {"task": ["V-STaR protocol"], "generation": ["what"], "answer": ["the white circle"]}
+    >>> reply = "<think>.</think><answer>the blue circle</answer>"
+    >>> round(answer_reward([reply], **what)[0], 2), make_answer_reward("exact")([reply], **what)
+    (0.44, [0.0])
+    """
+    if vstar_what not in VSTAR_WHAT_RULES:
+        raise ValueError(f"vstar_what must be one of {VSTAR_WHAT_RULES}, got {vstar_what!r}")
+    if vstar_what == "rouge":
+        return answer_reward
+    score = functools.partial(_score, vstar_what=vstar_what)
+
+    def answer_reward_exact_what(completions: list[Any], **columns: Any) -> list[float]:
+        return score_items("answer", completions, columns, ANSWER_KINDS, score)
+
+    return answer_reward_exact_what

@@ -15,7 +15,9 @@ reward gives 0.0 to the tasks it does not apply to: ``answer`` and ``format`` ap
 ``temporal_interval`` to temporal grounding and temporal MCQ, ``temporal_point`` to
 spatio-temporal and V-STaR protocol, ``spatial`` to those and visual QA.
 
-Options: ``temporal_point``: ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s),
+Options: ``answer``: ``vstar_what`` (``rouge`` | ``exact``: how a V-STaR What answer is
+scored, :func:`o3video.rewards.answer.make_answer_reward`); ``temporal_point``:
+``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s),
 ``progress`` (``columns``: read training progress from the ``progress`` / TRL
 ``trainer_state`` columns); ``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``),
 ``tau_s``, ``visual_qa`` (``max`` | ``mean``: the visual-QA rule). ``progress_fn``
@@ -30,7 +32,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from o3video.rewards.answer import answer_reward
+from o3video.rewards.answer import make_answer_reward
 from o3video.rewards.base import RewardFn
 from o3video.rewards.fmt import format_reward
 from o3video.rewards.spatial import make_spatial_reward
@@ -39,8 +41,8 @@ from o3video.rewards.temporal import make_temporal_point_reward, temporal_interv
 ProgressFn = Callable[[], float]
 
 
-def _answer(progress_fn: ProgressFn | None) -> RewardFn:
-    return answer_reward
+def _answer(progress_fn: ProgressFn | None, vstar_what: Any = "rouge") -> RewardFn:
+    return make_answer_reward(vstar_what)
 
 
 def _format(progress_fn: ProgressFn | None) -> RewardFn:
@@ -80,7 +82,7 @@ def _spatial(
 
 
 REWARDS: dict[str, tuple[Callable[..., RewardFn], tuple[str, ...]]] = {
-    "answer": (_answer, ()),
+    "answer": (_answer, ("vstar_what",)),
     "format": (_format, ()),
     "temporal_interval": (_temporal_interval, ()),
     "temporal_point": (_temporal_point, ("schedule", "sigma", "progress")),
