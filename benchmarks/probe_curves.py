@@ -13,6 +13,10 @@ Example::
     python benchmarks/probe_curves.py runs/A-*-s0 runs/A-*-s1 --reward temporal_point \\
         --png benchmarks/rl_probe_curve.png --md /tmp/table.md
 
+``--only FIELD=VALUE --records FILE`` keeps the probe items whose record in ``FILE`` (the
+probe's STGR file, the probe being its first records in order) has that field, e.g. the When
+items of a mixed probe: ``--only generation=when_1 --records runs/x/heldout_vstar.json``.
+
 A run "raises its reward" (``verdict`` column) when the bootstrap interval of the paired
 difference lies above 0; "lowers" when below; otherwise "flat (within noise)".
 """
@@ -44,8 +48,28 @@ class Curve:
         return re.sub(r"-s\d+$", "", self.run.name)
 
 
-def read_curve(run: Path, reward: str) -> Curve:
-    """The curve of ``reward`` (``total`` for the weighted sum) in ``run/probe.jsonl``."""
+def kept_items(records: Path, only: str) -> list[int]:
+    """Indices of the records of the STGR file ``records`` whose ``FIELD`` is ``VALUE``
+    (``only`` is ``FIELD=VALUE``)."""
+    name, sep, value = only.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--only {only!r}: write it as FIELD=VALUE, e.g. generation=when_1")
+    try:
+        rows = json.loads(records.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{records}: cannot read the records ({e})") from e
+    if not isinstance(rows, list):
+        raise SystemExit(f"{records}: not a JSON list of records")
+    keep = [i for i, r in enumerate(rows) if isinstance(r, dict) and str(r.get(name)) == value]
+    if not keep:
+        raise SystemExit(f"{records}: no record has {name} = {value!r}")
+    return keep
+
+
+def read_curve(run: Path, reward: str, keep: Sequence[int] | None = None) -> Curve:
+    """The curve of ``reward`` (``total`` for the weighted sum) in ``run/probe.jsonl``;
+    with ``keep``, the mean over those probe items only (indices past the probe's end are
+    dropped)."""
     path = run / "probe.jsonl"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -61,9 +85,16 @@ def read_curve(run: Path, reward: str) -> Curve:
             step = int(line["step"])
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"{path}:{n}: no {reward!r} value in this line ({e!r})") from e
+        items = (line.get("items") or {}).get(reward) if reward != "total" else None
+        if keep is not None:
+            if items is None:
+                raise SystemExit(f"{path}:{n}: --only needs per-item {reward!r} values")
+            items = [items[i] for i in keep if i < len(items)]
+            if not items:
+                raise SystemExit(f"{path}:{n}: none of the kept items is in the probe")
+            value = sum(items) / len(items)
         curve.steps.append(step)
         curve.values.append(float(value))
-        items = (line.get("items") or {}).get(reward) if reward != "total" else None
         if items is not None:
             if curve.first_items is None:
                 curve.first_items = [float(v) for v in items]
@@ -152,8 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reward", default="total", help="a reward name, or total (default)")
     parser.add_argument("--png", type=Path, help="draw the curves here")
     parser.add_argument("--md", type=Path, help="also write the table to this file")
+    parser.add_argument("--only", help="FIELD=VALUE: keep the probe items whose record has it")
+    parser.add_argument("--records", type=Path, help="the probe's STGR file (for --only)")
     args = parser.parse_args(argv)
-    curves = [read_curve(r, args.reward) for r in args.runs]
+    if (args.only is None) != (args.records is None):
+        parser.error("--only and --records go together")
+    keep = kept_items(args.records, args.only) if args.only else None
+    curves = [read_curve(r, args.reward, keep) for r in args.runs]
     text = table(curves)
     sys.stdout.write(text)
     if args.md:

@@ -49,3 +49,30 @@ def test_a_line_without_the_reward_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"probe.jsonl:1: no 'temporal_point'"):
         pc.read_curve(run, "temporal_point")
     assert pc.read_curve(run, "total").values == [1.0]
+
+
+def test_only_keeps_the_items_of_one_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--only generation=when_1 --records FILE``: the curve and the verdict of the items
+    whose record has that field; a value no record has is refused."""
+    pc = load_benchmark("probe_curves")
+    # Items alternate when_1 / what: the when_1 items rise by 0.2, the what items fall by 0.2.
+    start = [0.3, 0.5] * 12
+    _write(tmp_path / "r-s0", [start, [v + (0.2 if i % 2 == 0 else -0.2) for i, v in
+                                       enumerate(start)]])  # fmt: skip
+    records = tmp_path / "probe.json"
+    records.write_text(json.dumps([{"generation": g} for g in ["when_1", "what"] * 12]))
+    whole = pc.read_curve(tmp_path / "r-s0", "temporal_point")
+    assert whole.values == pytest.approx([0.4, 0.4])
+    keep = pc.kept_items(records, "generation=when_1")
+    assert keep == list(range(0, 24, 2))
+    when = pc.read_curve(tmp_path / "r-s0", "temporal_point", keep)
+    assert when.values == pytest.approx([0.3, 0.5]) and len(when.last_items or []) == 12
+    args = [str(tmp_path / "r-s0"), "--reward", "temporal_point", "--records", str(records)]
+    assert pc.main([*args, "--only", "generation=what"]) == 0
+    assert "lowers" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no record has generation = 'where_1'"):
+        pc.main([*args, "--only", "generation=where_1"])
+    with pytest.raises(SystemExit):
+        pc.main(args)  # --records without --only
