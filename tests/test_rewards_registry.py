@@ -45,7 +45,8 @@ def test_progress_fn_reaches_temporal_point() -> None:
     [
         ({"acc": 1.0}, "known: answer, format, temporal_interval, temporal_point, spatial"),
         ({"spatial": {"gaet": "paper"}}, "known: gate, tau_s"),
-        ({"answer": {"gate": "paper"}}, "known: none"),
+        ({"answer": {"gate": "paper"}}, "known: vstar_what"),
+        ({"format": {"gate": "paper"}}, "known: none"),
         ({"spatial": {"gate": "loose"}}, "known: paper, legacy, none"),
         ({"temporal_point": {"schedule": "cosine"}}, "unknown sigma schedule"),
         ({"temporal_point": {"sigma": 2.0}}, "adaptive"),
