@@ -61,6 +61,7 @@ from PIL import Image
 from o3video.boxes import WH, XYXY, BoxSpace, convert_xyxy
 from o3video.data.media import MediaLayout, SourceRoot
 from o3video.data.stgr import (
+    VSTAR_WHEN,
     Record,
     SpatioTemporalRecord,
     TemporalMCQRecord,
@@ -228,7 +229,7 @@ def vstar_answer(record: VStarProtocolRecord, to_model: Callable[[Sequence[float
     item = record.item
     if record.generation == "what":
         return item.answer
-    if record.generation in ("when_1", "when_2"):
+    if record.generation in VSTAR_WHEN:
         return format_span(*item.span_s)
     boxes = {
         str(b.timestamp_s): [math.floor(v + 0.5) for v in to_model(b.xyxy)] for b in item.boxes

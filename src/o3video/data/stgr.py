@@ -78,6 +78,10 @@ _OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[.)]\)?(?=\s)")
 VStarGeneration = Literal["what", "when_1", "where_1", "where_2", "when_2"]
 VSTAR_GENERATION_KEYS: tuple[str, ...] = get_args(VStarGeneration)
 """The keys of :data:`o3video.protocols.vstar.GENERATIONS`, in its order."""
+VSTAR_WHEN: tuple[str, ...] = ("when_1", "when_2")
+"""The generations that ask When (chain 1 and chain 2)."""
+VSTAR_WHERE: tuple[str, ...] = ("where_1", "where_2")
+"""The generations that ask Where (chain 1 and chain 2)."""
 
 _PROTOCOL_TASKS: dict[str, Task] = {
     "what": "free_form",
@@ -211,7 +215,7 @@ def vstar_protocol_question(item: VStarItem, generation: str) -> str:
     ``temporal_question`` (When), ``spatial_question`` / ``spatial_question_2`` (Where)."""
     if generation == "what":
         return item.question
-    if generation in ("when_1", "when_2"):
+    if generation in VSTAR_WHEN:
         return item.temporal_question
     if generation == "where_1":
         return item.spatial_question
@@ -230,9 +234,9 @@ def vstar_protocol_answer(item: VStarItem, generation: str) -> str:
     """
     if generation == "what":
         return item.answer
-    if generation in ("when_1", "when_2"):
+    if generation in VSTAR_WHEN:
         return f"[{format_time(item.span_s[0])}, {format_time(item.span_s[1])}]"
-    if generation in ("where_1", "where_2"):
+    if generation in VSTAR_WHERE:
         boxes = {str(b.timestamp_s): [_json_number(v) for v in b.xyxy] for b in item.boxes}
         return json.dumps(boxes)
     raise ValueError(f"unknown V-STaR generation {generation!r}; known: {VSTAR_GENERATION_KEYS}")

@@ -49,6 +49,7 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
+from o3video.data.stgr import VSTAR_WHEN, VSTAR_WHERE
 from o3video.eval.judge import exact_match
 from o3video.evidence import parse_span, parse_trace
 from o3video.protocols.readers import Options, read_boxes_by_second, read_letter, read_span
@@ -236,10 +237,10 @@ def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") ->
             gt = get("answer")
             return 1.0 if isinstance(gt, str) and exact_match(gt, answer) else 0.0
         return free_form_score(answer, get("answer"))
-    if generation in ("when_1", "when_2"):
+    if generation in VSTAR_WHEN:
         # The span as the evaluation reads it (any form it accepts, e.g. "2 - 4").
         return span_score(answer, get("answer_span_s"), read_span)
-    if generation in ("where_1", "where_2"):
+    if generation in VSTAR_WHERE:
         return vstar_box_score(answer, get("key_times_s"), get("key_boxes"), box_extent(get))
     return 0.0
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from o3video.boxes import XYXY
+from o3video.data.stgr import VSTAR_WHEN, VSTAR_WHERE
 from o3video.evidence import Claim, Trace, parse_trace
 from o3video.protocols.readers import read_boxes_by_second, read_span
 from o3video.rewards.base import REWARD_KINDS, RewardKind, score_items
@@ -86,9 +87,9 @@ def readable_answer(answer: str | None, generation: Any) -> bool:
     """
     if answer is None:
         return False
-    if generation in ("when_1", "when_2"):
+    if generation in VSTAR_WHEN:
         return read_span(answer) is not None
-    if generation in ("where_1", "where_2"):
+    if generation in VSTAR_WHERE:
         return bool(read_boxes_by_second(answer))
     return bool(answer.strip())
 
