@@ -1,0 +1,99 @@
+"""Where do a model's V-STaR What answers go wrong on the synthetic world: colour, shape, or
+which object?
+
+For each ``o3video eval vstar`` run folder (``results.json``) on a synthetic corpus (its
+``gt/*.json`` name the objects of every video), the script reads each What answer as
+"<colour> <shape>" and prints:
+
+- the 2×2 table of colour right / shape right against the truth;
+- how often the answer names an object that is in the video (a model that sees the objects
+  but picks the wrong one), and how often the truth is the only object with its colour;
+- the shapes the answers name, against the shapes of the truth.
+
+A What answer that is not a colour and a shape of the world counts as wrong on both.
+
+    python benchmarks/what_errors.py runs/embedded/eval-sft --data runs/embedded/heldout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from o3video.data.shapes import COLOURS, SHAPES
+
+
+def read_name(text: str) -> tuple[str | None, str | None]:
+    """The first colour word and the first shape word of an answer (None where absent).
+
+    >>> read_name("the blue circle")
+    ('blue', 'circle')
+    >>> read_name("A square, I think")
+    (None, 'square')
+    """
+    words = [w.strip(".,;:!?\"'()").lower() for w in text.split()]
+    colour = next((w for w in words if w in COLOURS), None)
+    shape = next((w for w in words if w in SHAPES), None)
+    return colour, shape
+
+
+def summarize(run: Path, data: Path) -> dict[str, object]:
+    """The counts described in the module docstring, for one run folder."""
+    rows = json.loads((run / "results.json").read_text())
+    table: Counter[tuple[bool, bool]] = Counter()
+    said: Counter[str] = Counter()
+    truth_shapes: Counter[str] = Counter()
+    present = unique_colour = 0
+    for row in rows:
+        gt = json.loads((data / "gt" / f"{row['vid']}.json").read_text())
+        names = {o["name"] for o in gt["objects"]}
+        colour, shape = read_name(str(row.get("answer_vqa") or ""))
+        t_colour, t_shape = read_name(str(row["answer"]))
+        assert t_colour and t_shape, f"{row['vid']}: truth {row['answer']!r} is not a name"
+        table[(colour == t_colour, shape == t_shape)] += 1
+        said[shape or "(none)"] += 1
+        truth_shapes[t_shape] += 1
+        present += f"{colour} {shape}" in names
+        unique_colour += sum(o["colour"] == t_colour for o in gt["objects"]) == 1
+    n = len(rows)
+    return {
+        "n": n,
+        "both_right": table[(True, True)],
+        "colour_only": table[(True, False)],
+        "shape_only": table[(False, True)],
+        "neither": table[(False, False)],
+        "colour_right": (table[(True, True)] + table[(True, False)]) / n,
+        "shape_right": (table[(True, True)] + table[(False, True)]) / n,
+        "names_an_object_in_the_video": present / n,
+        "truth_has_a_unique_colour": unique_colour / n,
+        "shapes_said": dict(said.most_common()),
+        "shapes_true": dict(truth_shapes.most_common()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="eval vstar output folders")
+    parser.add_argument("--data", type=Path, required=True, help="the corpus (with gt/)")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        s = summarize(run, args.data)
+        print(f"== {run}  ({s['n']} What items)")
+        print(
+            f"  both right {s['both_right']}, colour only {s['colour_only']}, "
+            f"shape only {s['shape_only']}, neither {s['neither']}"
+        )
+        print(
+            f"  colour right {s['colour_right']:.3f}, shape right {s['shape_right']:.3f}, "
+            f"names an object in the video {s['names_an_object_in_the_video']:.3f} "
+            f"(truth's colour unique in its video: {s['truth_has_a_unique_colour']:.3f})"
+        )
+        print(f"  shapes said {s['shapes_said']}")
+        print(f"  shapes true {s['shapes_true']}")
+
+
+if __name__ == "__main__":
+    main()

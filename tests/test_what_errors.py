@@ -1,0 +1,41 @@
+"""benchmarks/what_errors.py: the colour/shape table of What answers, on fabricated files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench_scripts import load_benchmark
+
+
+def _corpus(data: Path, videos: dict[str, list[str]]) -> None:
+    (data / "gt").mkdir(parents=True)
+    for vid, names in videos.items():
+        objects = [{"name": n, "colour": n.split()[0], "shape": n.split()[1]} for n in names]
+        (data / "gt" / f"{vid}.json").write_text(json.dumps({"objects": objects}))
+
+
+def test_answers_are_split_by_colour_and_shape(tmp_path: Path) -> None:
+    we = load_benchmark("what_errors")
+    _corpus(
+        tmp_path / "data", {"v0": ["red circle", "blue square"], "v1": ["red cross", "red square"]}
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        {"vid": "v0", "answer": "the red circle", "answer_vqa": "the red circle"},  # both
+        {
+            "vid": "v0",
+            "answer": "the red circle",
+            "answer_vqa": "the blue square",
+        },  # neither, present
+        {"vid": "v1", "answer": "the red cross", "answer_vqa": "the red square"},  # colour, present
+        {"vid": "v1", "answer": "the red cross", "answer_vqa": "I do not know"},  # neither
+    ]
+    (run / "results.json").write_text(json.dumps(rows))
+    s = we.summarize(run, tmp_path / "data")
+    assert (s["both_right"], s["colour_only"], s["shape_only"], s["neither"]) == (1, 1, 0, 2)
+    assert s["colour_right"] == 0.5 and s["shape_right"] == 0.25
+    assert s["names_an_object_in_the_video"] == 0.75
+    assert s["truth_has_a_unique_colour"] == 0.5  # v0's red circle only
+    assert s["shapes_said"] == {"circle": 1, "square": 2, "(none)": 1}
