@@ -338,3 +338,26 @@ def test_single_object_grounding_stage() -> None:
     # The default keeps visual QA a search among at least three shapes.
     three = render_world(3, WorldConfig(num_objects=(1, 1), min_occlusions=0))
     assert QuestionWriter(three, np.random.default_rng(0)).visual_qa() == []
+
+
+def test_naming_questions_ask_what_the_pixels_alone_decide() -> None:
+    cfg = dict(width=112, height=112, duration_s=1, fps=8.0, num_objects=(3, 3),
+               same_colour_prob=0.5, same_shape_prob=0.0, min_occlusions=0)  # fmt: skip
+    for seed in range(6):
+        plain = render_world(seed, WorldConfig(**cfg))  # type: ignore[arg-type]
+        world = render_world(seed, WorldConfig(**cfg, naming_qa=True))  # type: ignore[arg-type]
+        before = QuestionWriter(plain, np.random.default_rng(0)).general_free()
+        after = QuestionWriter(world, np.random.default_rng(0)).general_free()
+        assert after[: len(before)] == before  # off by default: nothing else changes
+        named = after[len(before) :]
+        expected = set()
+        for t in world.tracks:
+            if sum(u.colour == t.colour for u in world.tracks) == 1:
+                expected.add((f"What shape is the {t.colour} object?", t.shape))
+            if sum(u.shape == t.shape for u in world.tracks) == 1:
+                expected.add((f"What colour is the {t.shape}?", t.colour))
+        assert {(q.question, q.answer) for q in named} == expected
+        for q in named:  # the reasoning points at the object, at a time it is seen
+            (claim,) = parse_trace(f"<think>{q.reasoning}</think><answer>x</answer>").claims
+            assert claim.name.endswith(q.answer) or claim.name.startswith(q.answer)
+            assert claim.t_s is not None

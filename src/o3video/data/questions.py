@@ -280,6 +280,25 @@ class QuestionWriter:
                     f"It stands still at {self.claim(i, self.stops[i][0])}, and it is a {t.shape}."
                 )
                 out.append(Question(task, question, t.shape, text))
+        if self.w.config.naming_qa:
+            out += self.naming()
+        return out
+
+    def naming(self) -> list[Question]:
+        """Shape and colour naming (``WorldConfig.naming_qa``): one question per object whose
+        colour (shape) no other object shares, answered by its shape (colour)."""
+        task, out = "General video QA Free-form", []
+        for i, t in enumerate(self.tr):
+            if (k := self.look(i)) is None:
+                continue
+            if sum(u.colour == t.colour for u in self.tr) == 1:
+                text = f"The {t.colour} object is {self.claim(i, k)}: it is a {t.shape}."
+                question = f"What shape is the {t.colour} object?"
+                out.append(Question(task, question, t.shape, text))
+            if sum(u.shape == t.shape for u in self.tr) == 1:
+                text = f"The {t.shape} is {self.claim(i, k)}: it is {t.colour}."
+                question = f"What colour is the {t.shape}?"
+                out.append(Question(task, question, t.colour, text))
         return out
 
     def all(self) -> dict[str, list[Question]]:

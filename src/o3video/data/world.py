@@ -80,6 +80,10 @@ class WorldConfig:
     # 3 makes it a search among look-alikes; 1 gives the single-object grounding questions
     # a tiny model learns first (a curriculum stage: the image alone decides the box).
     visual_qa_crowd: int = 3
+    # Naming questions (General video QA Free-form): "What shape is the red object?" for an
+    # object whose colour is unique, "What colour is the circle?" for a unique shape. The
+    # answer is the word the pixels alone decide; off by default (corpora stay as they were).
+    naming_qa: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.num_objects
