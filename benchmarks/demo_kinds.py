@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ import numpy as np
 from o3video.boxes import interval_iou, iou
 from o3video.evidence import parse_span
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embedded_probe import gt_boxes  # type: ignore[import-not-found]
+
 VIDEO_TASKS = (
     "temporal-spatial free-form QA",
     "General video QA Free-form",
@@ -42,14 +46,6 @@ VIDEO_TASKS = (
     "temporal QA (MCQ)",
 )
 """The synthetic world's STGR tasks asked about a whole video (visual QA asks about a frame)."""
-
-
-def true_boxes(gt: dict[str, Any], t_s: float) -> dict[str, list[float]]:
-    """Each object's box at the world frame nearest ``t_s`` (objects in view only)."""
-    k = int(np.argmin(np.abs(np.asarray(gt["times_s"]) - t_s)))
-    return {
-        o["name"]: fr["box_xyxy"] for o in gt["objects"] for fr in o["frames"] if fr["idx"] == k
-    }
 
 
 def is_right(task: str, answer: str | None, truth: Any) -> bool:
@@ -89,7 +85,7 @@ def on_object(evidence: Sequence[Any], gt: dict[str, Any]) -> list[bool]:
     for ev in evidence:
         if ev.t_s is None:
             continue
-        target = true_boxes(gt, ev.t_s).get(ev.name)
+        target = gt_boxes(gt, ev.t_s).get(ev.name)
         out.append(
             bool(target) and max((iou(b, target) for b in ev.boxes_source), default=0) >= 0.5
         )

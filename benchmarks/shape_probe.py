@@ -65,19 +65,30 @@ def images(n: int, seed: int, size_px: tuple[int, int], side: int = 112) -> tupl
     return np.stack(out), np.asarray(shape_ids), np.asarray(colour_ids)
 
 
-@torch.no_grad()
-def features(model: Any, processor: Any, pics: np.ndarray, side: int) -> np.ndarray:
-    """Mean and max of the merged vision tokens of each picture resized to ``side``²."""
+def encode(processor: Any, pics: np.ndarray, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pictures resized to ``side``² as the model's processor patches them:
+    ``(N, patches, patch_dim)`` pixel values and the ``(1, 3)`` grid of one picture."""
     from PIL import Image
 
-    rows = []
-    for k in range(0, len(pics), 32):
-        batch = [Image.fromarray(p).resize((side, side), Image.BICUBIC) for p in pics[k : k + 32]]
-        enc = processor.image_processor(images=batch, do_resize=False, return_tensors="pt")
-        out = model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"])
-        for tokens in out.pooler_output:
-            rows.append(torch.cat([tokens.mean(0), tokens.max(0).values]).float().numpy())
-    return np.stack(rows)
+    resized = [Image.fromarray(p).resize((side, side), Image.BICUBIC) for p in pics]
+    enc = processor.image_processor(images=resized, do_resize=False, return_tensors="pt")
+    pixels = enc["pixel_values"]
+    return pixels.reshape(len(pics), -1, pixels.shape[-1]), enc["image_grid_thw"][:1]
+
+
+def pooled(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``(B, 2 * width)``: the mean and the max of each picture's merged vision tokens."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    out = model.model.get_image_features(flat, grid.repeat(len(pixels), 1)).pooler_output
+    tokens = torch.stack(out)
+    return torch.cat([tokens.mean(1), tokens.max(1).values], -1)
+
+
+@torch.no_grad()
+def features(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> np.ndarray:
+    """:func:`pooled` features of every picture, in batches of 32."""
+    return torch.cat([pooled(model, pixels[k : k + 32], grid)
+                      for k in range(0, len(pixels), 32)]).float().numpy()  # fmt: skip
 
 
 def probe(x: np.ndarray, y: np.ndarray, classes: int, seed: int = 0) -> float:
@@ -97,41 +108,27 @@ def probe(x: np.ndarray, y: np.ndarray, classes: int, seed: int = 0) -> float:
         return float((lin(xt[cut:]).argmax(1) == yt[cut:]).float().mean())
 
 
-def train_tower(config: Any, processor: Any, pics: np.ndarray, labels: np.ndarray, side: int,
+def train_tower(config: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: np.ndarray,
                 steps: int, seed: int = 0) -> list[tuple[int, float]]:  # fmt: skip
     """(step, test accuracy) every 100 steps of a random tower trained on ``labels``."""
-    from PIL import Image
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    resized = [Image.fromarray(p).resize((side, side), Image.BICUBIC) for p in pics]
-    enc = [processor.image_processor(images=[im], do_resize=False, return_tensors="pt")
-           for im in resized]  # fmt: skip
-    pixels = torch.stack([e["pixel_values"] for e in enc])
-    grid = enc[0]["image_grid_thw"]
     torch.manual_seed(seed)
-    tower = Qwen2_5_VLForConditionalGeneration._from_config(config).model.visual
-    width = config.text_config.hidden_size
-    head = torch.nn.Linear(2 * width, int(labels.max()) + 1)
-    opt = torch.optim.Adam([*tower.parameters(), *head.parameters()], lr=1e-3)
-    y, cut = torch.tensor(labels), int(len(pics) * 0.75)
-
-    def logits(idx: torch.Tensor) -> torch.Tensor:
-        flat = pixels[idx].reshape(-1, pixels.shape[-1])
-        out = tower(flat, grid_thw=grid.repeat(len(idx), 1)).pooler_output
-        tokens = out.reshape(len(idx), -1, width)
-        return head(torch.cat([tokens.mean(1), tokens.max(1).values], -1))
-
+    model = Qwen2_5_VLForConditionalGeneration._from_config(config)
+    head = torch.nn.Linear(2 * config.text_config.hidden_size, int(labels.max()) + 1)
+    opt = torch.optim.Adam([*model.model.visual.parameters(), *head.parameters()], lr=1e-3)
+    y, cut = torch.tensor(labels), int(len(pixels) * 0.75)
     curve = []
     for step in range(1, steps + 1):
         idx = torch.randint(0, cut, (64,))
-        loss = torch.nn.functional.cross_entropy(logits(idx), y[idx])
+        loss = torch.nn.functional.cross_entropy(head(pooled(model, pixels[idx], grid)), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == steps:
             with torch.no_grad():
-                test = torch.arange(cut, len(pics))
-                curve.append((step, float((logits(test).argmax(1) == y[cut:]).float().mean())))
+                guess = head(pooled(model, pixels[cut:], grid)).argmax(1)
+                curve.append((step, float((guess == y[cut:]).float().mean())))
     return curve
 
 
@@ -158,8 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Qwen2_5_VLForConditionalGeneration.from_pretrained(path).config
         print("| frame | step | shape acc (test) |\n|---|---|---|")
         for side in args.side:
-            for step, acc in train_tower(config, processor, pics, shape_ids, side,
-                                         args.train_tower, args.seed):  # fmt: skip
+            pixels, grid = encode(processor, pics, side)
+            for step, acc in train_tower(config, pixels, grid, shape_ids, args.train_tower,
+                                         args.seed):  # fmt: skip
                 print(f"| {side}x{side} | {step} | {acc:.3f} |", flush=True)
         return 0
     print("| model | side | shape acc | colour acc | s |")
@@ -172,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.manual_seed(args.seed)
             random = Qwen2_5_VLForConditionalGeneration._from_config(trained.config).eval()
             towers.append((f"{path} (random weights)", random))
-        for name, model in towers:
-            for side in args.side:
+        for side in args.side:
+            pixels, grid = encode(processor, pics, side)
+            for name, model in towers:
                 t0 = time.perf_counter()
-                x = features(model, processor, pics, side)
+                x = features(model, pixels, grid)
                 shape = probe(x, shape_ids, len(SHAPES))
                 colour = probe(x, colour_ids, len(COLOURS))
                 dt = time.perf_counter() - t0
