@@ -1,7 +1,8 @@
 """Does a model's vision path see the shape of an object? A linear probe on its image features.
 
 Synthesizes ``--n`` one-object images of the synthetic world (a random colour and shape at a
-random place and size, on the world's background; ``--size-px`` as in the embedded world),
+random place and size, on a background like the world's; ``--size-px`` as in the embedded
+world),
 resizes each to ``--side`` pixels square (56 is the embedded model's frame, 112 the world's),
 and runs the model's vision tower with its merger (``get_image_features``: the tokens the
 language model reads). Each image becomes the mean and the max of its tokens; a logistic
@@ -39,7 +40,8 @@ from o3video.data.shapes import COLOURS, SHAPES, placement, shape_mask
 def images(n: int, seed: int, size_px: tuple[int, int], side: int = 112) -> tuple[Any, ...]:
     """``n`` one-object ``side``×``side`` RGB images (uint8) with their shape and colour ids.
 
-    The background is the world's "gradient" kind: a grey level, a left-right red ramp and a
+    The background imitates the world's "gradient" kind (not its painter; its ramps run -60 to
+    +60 and its noise is per channel): a grey level, a left-right red ramp and a
     top-bottom blue ramp, plus static noise.
     """
     rng = np.random.default_rng(seed)
