@@ -1,0 +1,28 @@
+"""benchmarks/tower_pretrain.py: it trains the vision tower alone and saves a loadable model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from bench_scripts import load_benchmark
+
+
+def test_only_the_tower_changes_and_the_saved_model_loads(tiny_dir: Path, tmp_path: Path) -> None:
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    tp = load_benchmark("tower_pretrain")
+    out = tmp_path / "tower"
+    argv = [str(tiny_dir), str(out), "--steps", "3", "--n", "16", "--batch", "4",
+            "--every", "3", "--side", "56"]  # fmt: skip
+    assert tp.main(argv) == 0
+    before = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_dir).state_dict()
+    after = Qwen2_5_VLForConditionalGeneration.from_pretrained(out).state_dict()
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".visual." in f".{k}" for k in changed), sorted(changed)[:5]
+    record = json.loads((out / "tower_pretrain.json").read_text())
+    assert [row["step"] for row in record["curve"]] == [3.0]
+    assert all(0.0 <= record["curve"][0][k] <= 1.0 for k in ("shape", "colour"))
+    assert (out / "tokenizer.json").is_file()
