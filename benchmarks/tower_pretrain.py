@@ -6,12 +6,17 @@ neither grounding nor SFT at 112×112 frames taught it shapes. This script is a 
 pre-training stage for it: the tower of ``MODEL`` (its own weights; the language model is
 left untouched) and two linear heads on its pooled merged tokens (mean and max, as in
 ``shape_probe.pooled``) are trained to name the shape and the colour of ``--n`` one-object
-images (``shape_probe.images``) at ``--side`` pixels, with Adam. Every ``--every`` steps it
-prints the held-out accuracy (the last 25 % of the images) of both heads; at the end it saves
-the whole model with the new tower, and the processor, under ``OUT``, ready for
+images (``shape_probe.images``) at ``--side`` pixels, with Adam. With ``--per-token`` the
+heads read every merged token instead, and each token is labelled with the shape and the
+colour of the object covering at least 15 % of its 28×28 px cell (or background): the
+language model reads tokens one by one, so each object token should say what it shows.
+Every ``--every`` steps it prints the held-out accuracy of both heads (the last 25 % of the
+images; object tokens only with ``--per-token``). At the end it saves the whole model with
+the new tower, and the processor, under ``OUT``, ready for
 ``o3video train sft --config … model.path=OUT``.
 
-    python benchmarks/tower_pretrain.py benchmarks/embedded-sft runs/T0/tower --side 112 --steps 600
+    python benchmarks/tower_pretrain.py benchmarks/embedded-sft runs/T0/tower --side 112 --steps 800
+    python benchmarks/tower_pretrain.py runs/T0-sft/final runs/T2/tower --steps 1000 --per-token
 """
 
 from __future__ import annotations
@@ -33,41 +38,82 @@ import shape_probe
 from o3video.data.shapes import COLOURS, SHAPES
 
 
-def train(model: Any, pixels: torch.Tensor, grid: torch.Tensor, shapes: np.ndarray,
-          colours: np.ndarray, steps: int, lr: float, batch: int, every: int,
+def token_labels(pics: np.ndarray, shapes: np.ndarray, colours: np.ndarray,
+                 side: int, cover: float = 0.15) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per merged token (raster order, one token per 28×28 px of the ``side`` frame): the
+    shape and the colour of the object covering at least ``cover`` of the token's cell, or
+    the extra class ``len(SHAPES)`` / ``len(COLOURS)`` (background) where none does."""
+    names = list(COLOURS)
+    n, h = pics.shape[:2]
+    cells = side // 28
+    cell = h // cells  # the token's cell in the picture's own pixels
+    shape_y = np.full((n, cells * cells), len(SHAPES))
+    colour_y = np.full((n, cells * cells), len(COLOURS))
+    for i, pic in enumerate(pics):
+        painted = np.all(pic == COLOURS[names[colours[i]]], axis=-1)
+        frac = (
+            painted[: cells * cell, : cells * cell].reshape(cells, cell, cells, cell).mean((1, 3))
+        )
+        on = frac.reshape(-1) >= cover
+        shape_y[i, on], colour_y[i, on] = shapes[i], colours[i]
+    return shape_y, colour_y
+
+
+def tokens(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``(B, tokens, width)``: each picture's merged vision tokens."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    out = model.model.get_image_features(flat, grid.repeat(len(pixels), 1)).pooler_output
+    return torch.stack(out)
+
+
+def train(model: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: dict[str, np.ndarray],
+          steps: int, lr: float, batch: int, every: int, per_token: bool = False,
           seed: int = 0) -> list[dict[str, float]]:  # fmt: skip
-    """Train ``model``'s tower (in place) with a shape and a colour head; the held-out curve."""
+    """Train ``model``'s tower (in place) with one linear head per label; the held-out curve.
+
+    ``labels`` maps a name to one class per picture (``per_token=False``: the heads read
+    :func:`shape_probe.pooled`) or one class per token (``per_token=True``: the heads read
+    each token, the last class meaning background; accuracy is counted on object tokens).
+    """
     torch.manual_seed(seed)
-    width = 2 * model.config.text_config.hidden_size
-    heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(width, len(SHAPES)),
-                                 "colour": torch.nn.Linear(width, len(COLOURS))})  # fmt: skip
+    hidden = model.config.text_config.hidden_size
+    width = hidden if per_token else 2 * hidden
+    ys = {k: torch.tensor(v) for k, v in labels.items()}
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(width, int(y.max()) + 1)
+                                 for k, y in ys.items()})  # fmt: skip
     tower = model.model.visual
     opt = torch.optim.Adam([*tower.parameters(), *heads.parameters()], lr=lr)
-    ys = {"shape": torch.tensor(shapes), "colour": torch.tensor(colours)}
+    read = tokens if per_token else shape_probe.pooled
     cut = int(len(pixels) * 0.75)
     curve: list[dict[str, float]] = []
     t0 = time.perf_counter()
     tower.train()
     for step in range(1, steps + 1):
         idx = torch.randint(0, cut, (batch,))
-        x = shape_probe.pooled(model, pixels[idx], grid)
-        loss = sum(torch.nn.functional.cross_entropy(heads[k](x), ys[k][idx]) for k in heads)
+        x = read(model, pixels[idx], grid)
+        ce = torch.nn.functional.cross_entropy
+        loss = sum(ce(heads[k](x).flatten(0, -2), ys[k][idx].flatten()) for k in heads)
         opt.zero_grad()
         loss.backward()  # type: ignore[union-attr]
         opt.step()
         if step % every == 0 or step == steps:
             tower.eval()
             with torch.no_grad():
-                x = torch.cat([shape_probe.pooled(model, pixels[k : k + 64], grid)
+                x = torch.cat([read(model, pixels[k : k + 64], grid)
                                for k in range(cut, len(pixels), 64)])  # fmt: skip
                 row = {"step": float(step), "loss": float(loss),
                        "s": time.perf_counter() - t0}  # fmt: skip
                 for k, head in heads.items():
-                    row[k] = float((head(x).argmax(1) == ys[k][cut:]).float().mean())
+                    y = ys[k][cut:]
+                    right = head(x).argmax(-1) == y
+                    if per_token:  # object tokens only: background is most of them
+                        right = right[y != heads[k].out_features - 1]
+                    row[k] = float(right.float().mean())
             tower.train()
             curve.append(row)
-            print(f"step {step}: loss {row['loss']:.3f}, held-out shape {row['shape']:.3f}, "
-                  f"colour {row['colour']:.3f} ({row['s']:.0f} s)", flush=True)  # fmt: skip
+            print(f"step {step}: loss {row['loss']:.3f}, held-out "
+                  + ", ".join(f"{k} {row[k]:.3f}" for k in heads)
+                  + f" ({row['s']:.0f} s)", flush=True)  # fmt: skip
     tower.eval()
     return curve
 
@@ -86,15 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=100, help="held-out accuracy every N steps")
     p.add_argument("--seed", type=int, default=1, help="image seed (the probe's default is 0)")
     p.add_argument("--size-px", type=int, nargs=2, default=(24, 40))
+    p.add_argument("--per-token", action="store_true",
+                   help="label every merged token with the shape and colour it covers")  # fmt: skip
     args = p.parse_args(argv)
 
     processor = AutoProcessor.from_pretrained(args.model)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model)
     pics, shapes, colours = shape_probe.images(args.n, args.seed, tuple(args.size_px))
     pixels, grid = shape_probe.encode(processor, pics, args.side)
+    if args.per_token:
+        shape_y, colour_y = token_labels(pics, shapes, colours, args.side)
+        labels = {"shape": shape_y, "colour": colour_y}
+    else:
+        labels = {"shape": shapes, "colour": colours}
     del pics
-    curve = train(model, pixels, grid, shapes, colours, args.steps, args.lr, args.batch,
-                  args.every, args.seed)  # fmt: skip
+    curve = train(model, pixels, grid, labels, args.steps, args.lr, args.batch, args.every,
+                  args.per_token, args.seed)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)

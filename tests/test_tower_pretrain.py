@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from bench_scripts import load_benchmark
 
@@ -26,3 +27,18 @@ def test_only_the_tower_changes_and_the_saved_model_loads(tiny_dir: Path, tmp_pa
     assert [row["step"] for row in record["curve"]] == [3.0]
     assert all(0.0 <= record["curve"][0][k] <= 1.0 for k in ("shape", "colour"))
     assert (out / "tokenizer.json").is_file()
+
+
+def test_token_labels_mark_the_cells_the_object_covers() -> None:
+    tp = load_benchmark("tower_pretrain")
+    sp = load_benchmark("shape_probe")
+    pics, shapes, colours = sp.images(12, seed=5, size_px=(24, 40))
+    shape_y, colour_y = tp.token_labels(pics, shapes, colours, side=112)
+    assert shape_y.shape == colour_y.shape == (12, 16)  # 4 x 4 tokens of 28 px
+    for i, pic in enumerate(pics):
+        on = shape_y[i] != len(tp.SHAPES)
+        assert on.any() and (colour_y[i] != len(tp.COLOURS)).tolist() == on.tolist()
+        assert set(shape_y[i][on]) == {shapes[i]} and set(colour_y[i][on]) == {colours[i]}
+        painted = np.all(pic == list(tp.COLOURS.values())[colours[i]], axis=-1)
+        cells = painted.reshape(4, 28, 4, 28).mean((1, 3)).reshape(-1)
+        assert (cells[on] >= 0.15).all() and (cells[~on] < 0.15).all()
