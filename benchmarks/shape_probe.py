@@ -19,7 +19,14 @@ side: a randomly initialised tower of the model's configuration, with a linear h
 same pooled tokens, is trained on the shape labels alone (Adam, lr 1e-3, batches of 64 from
 the first 75 %), and its accuracy on the rest is printed every 100 steps.
 
+``--corpus DIR`` probes the world's own frames instead: every ``--every``-th frame of the
+corpus's videos, decoded from its files as the model sees them, and for each object that is
+fully in view and uncovered, the one merged token holding its box's centre (the language model
+reads tokens one at a time). The probe is fitted on the first 75 % of the videos and scored
+on the rest, so no video is in both.
+
     python benchmarks/shape_probe.py benchmarks/embedded-sft --side 56 112 --control
+    python benchmarks/shape_probe.py benchmarks/embedded-sft --corpus runs/embedded/heldout
     python benchmarks/shape_probe.py benchmarks/embedded-sft --side 56 112 --train-tower 400
 """
 
@@ -65,6 +72,61 @@ def images(n: int, seed: int, size_px: tuple[int, int], side: int = 112) -> tupl
         shape_ids.append(s)
         colour_ids.append(c)
     return np.stack(out), np.asarray(shape_ids), np.asarray(colour_ids)
+
+
+Objects = list[list[dict[str, Any]]]  # per frame, the objects in it
+
+
+def corpus_frames(corpus: Path, every: int = 10,
+                  limit: int | None = None) -> tuple[np.ndarray, Objects]:  # fmt: skip
+    """Every ``every``-th frame of a synthetic corpus's videos, decoded from its files as the
+    model sees them, with the objects present in each (``gt/<video>.json``: name, colour,
+    shape, depth, and on that frame box_xyxy, visible_frac and occluded_by)."""
+    import json
+
+    import av
+
+    pics: list[np.ndarray] = []
+    objects: Objects = []
+    for gt_path in sorted((corpus / "gt").glob("*.json"))[:limit]:
+        gt = json.loads(gt_path.read_text())
+        video = corpus / "videos" / f"{gt_path.stem}.mp4"
+        with av.open(str(video)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        for idx in range(0, len(decoded), every):
+            seen = []
+            for obj in gt["objects"]:
+                frame = next((f for f in obj["frames"] if f["idx"] == idx), None)
+                if frame is not None and frame["visible_frac"] > 0:
+                    keep = {k: obj[k] for k in ("name", "colour", "shape", "depth")}
+                    seen.append(
+                        keep | {k: frame[k] for k in ("box_xyxy", "visible_frac", "occluded_by")}
+                    )
+            pics.append(decoded[idx])
+            objects.append(seen)
+    return np.stack(pics), objects
+
+
+def centre_cells(objects: Objects, frame_px: int = 112, side: int = 112) -> tuple[np.ndarray, ...]:
+    """(frame index, merged-token cell, shape id) of every object that is fully in view and
+    uncovered (visible_frac ≥ 0.95, no occluder), its cell being the 28×28 px token of the
+    ``side``-px picture (raster order) that holds its box's centre (``frame_px``-px frame)."""
+    n, scale = side // 28, side / frame_px
+    rows = [(i, int((y0 + y1) / 2 * scale // 28) * n + int((x0 + x1) / 2 * scale // 28),
+             SHAPES.index(o["shape"]))
+            for i, frame in enumerate(objects) for o in frame
+            if o["visible_frac"] >= 0.95 and not o["occluded_by"]
+            for x0, y0, x1, y1 in [o["box_xyxy"]]]  # fmt: skip
+    return tuple(np.asarray(col) for col in zip(*rows, strict=True))
+
+
+@torch.no_grad()
+def token_features(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``(N, tokens, width)``: every picture's merged vision tokens, in batches of 64."""
+    flat = [model.model.get_image_features(pixels[k : k + 64].reshape(-1, pixels.shape[-1]),
+                                           grid.repeat(len(pixels[k : k + 64]), 1)).pooler_output
+            for k in range(0, len(pixels), 64)]  # fmt: skip
+    return torch.cat([torch.stack(out) for out in flat])
 
 
 def encode(processor: Any, pics: np.ndarray, side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +196,36 @@ def train_tower(config: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: n
     return curve
 
 
+def probe_corpus(args: argparse.Namespace) -> int:
+    """``--corpus``: the shape probe on the centre token of each uncovered object, per model
+    and side; the split is by video (the first 75 % of the corpus's videos fit the probe)."""
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    pics, objects = corpus_frames(args.corpus, args.every)
+    frame, _, shape = centre_cells(objects)
+    counts = np.bincount(shape, minlength=len(SHAPES)).tolist()
+    print(f"{args.corpus}: {len(pics)} frames, {len(shape)} uncovered objects "
+          f"(shapes {counts}, chance 0.20)")  # fmt: skip
+    print("| model | side | centre-token shape acc |\n|---|---|---|")
+    for path in args.models:
+        processor = AutoProcessor.from_pretrained(path)
+        towers = [(str(path), Qwen2_5_VLForConditionalGeneration.from_pretrained(path).eval())]
+        if args.control:
+            torch.manual_seed(args.seed)
+            random = Qwen2_5_VLForConditionalGeneration._from_config(towers[0][1].config)
+            towers.append((f"{path} (random weights)", random.eval()))
+        for side in args.side:
+            pixels, grid = encode(processor, pics, side)
+            _, cells, _ = centre_cells(objects, pics.shape[1], side)
+            for name, model in towers:
+                x = token_features(model, pixels, grid)[
+                    torch.as_tensor(frame), torch.as_tensor(cells)
+                ]
+                print(f"| {name} | {side} | {probe(x.float().numpy(), shape, len(SHAPES)):.3f} |",
+                      flush=True)  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -146,7 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--control", action="store_true", help="also a randomly initialised tower")
     p.add_argument("--train-tower", type=int, default=0, metavar="STEPS",
                    help="train a random tower on the shapes instead (see above)")  # fmt: skip
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="probe the objects' centre tokens in a corpus's frames")  # fmt: skip
+    p.add_argument("--every", type=int, default=10, help="with --corpus: every Nth frame")
     args = p.parse_args(argv)
+    if args.corpus is not None:
+        return probe_corpus(args)
 
     pics, shape_ids, colour_ids = images(args.n, args.seed, tuple(args.size_px))
     print(f"{args.n} one-object images, shapes {len(SHAPES)} (chance 0.20), colours "

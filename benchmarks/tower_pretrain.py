@@ -10,13 +10,18 @@ images (``shape_probe.images``) at ``--side`` pixels, with Adam. With ``--per-to
 heads read every merged token instead, and each token is labelled with the shape and the
 colour of the object covering at least 15 % of its 28×28 px cell (or background): the
 language model reads tokens one by one, so each object token should say what it shows.
-Every ``--every`` steps it prints the held-out accuracy of both heads (the last 25 % of the
-images; object tokens only with ``--per-token``). At the end it saves the whole model with
-the new tower, and the processor, under ``OUT``, ready for
+Every ``--every-eval`` steps it prints the held-out accuracy of both heads (the last 25 % of
+the images; object tokens only with ``--per-token``). ``--corpus DIR`` trains per token on
+the world's own frames instead: every ``--every``-th frame of a synthetic corpus, decoded
+from its video files, each token labelled with the nearest object whose ground-truth box
+covers a quarter of its cell; the last 25 % of the frames are held out. At the end it saves
+the whole model with the new tower, and the processor, under ``OUT``, ready for
 ``o3video train sft --config … model.path=OUT``.
 
-    python benchmarks/tower_pretrain.py benchmarks/embedded-sft runs/T0/tower --side 112 --steps 800
+    python benchmarks/tower_pretrain.py benchmarks/embedded-sft runs/T0/tower --steps 800
     python benchmarks/tower_pretrain.py runs/T0-sft/final runs/T2/tower --steps 1000 --per-token
+    python benchmarks/tower_pretrain.py runs/T2/tower runs/T3/tower --corpus runs/T0-sft/data \
+        --steps 1000
 """
 
 from __future__ import annotations
@@ -56,6 +61,32 @@ def token_labels(pics: np.ndarray, shapes: np.ndarray, colours: np.ndarray,
         )
         on = frac.reshape(-1) >= cover
         shape_y[i, on], colour_y[i, on] = shapes[i], colours[i]
+    return shape_y, colour_y
+
+
+def box_token_labels(objects: shape_probe.Objects, frame_px: int, side: int,
+                     cover: float = 0.25) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per merged token of world frames (``shape_probe.corpus_frames``): the shape and colour
+    of the nearest object whose box covers at least ``cover`` of the token's cell, or the
+    background class (``len(SHAPES)`` / ``len(COLOURS)``)."""
+    names = list(COLOURS)
+    cells = side // 28
+    cell = frame_px / cells
+    shape_y = np.full((len(objects), cells * cells), len(SHAPES))
+    colour_y = np.full((len(objects), cells * cells), len(COLOURS))
+    for i, frame in enumerate(objects):
+        for k in range(cells * cells):
+            cx0, cy0 = (k % cells) * cell, (k // cells) * cell
+            best = None
+            for o in frame:
+                x0, y0, x1, y1 = o["box_xyxy"]
+                w = max(0.0, min(x1, cx0 + cell) - max(x0, cx0))
+                h = max(0.0, min(y1, cy0 + cell) - max(y0, cy0))
+                if w * h >= cover * cell * cell and (best is None or o["depth"] > best["depth"]):
+                    best = o
+            if best is not None:
+                shape_y[i, k] = SHAPES.index(best["shape"])
+                colour_y[i, k] = names.index(best["colour"])
     return shape_y, colour_y
 
 
@@ -118,6 +149,20 @@ def train(model: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: dict[str
     return curve
 
 
+def train_on_images(args: argparse.Namespace, processor: Any, model: Any) -> list[dict[str, float]]:
+    """The one-object images of ``shape_probe.images``, pooled or ``--per-token``."""
+    pics, shapes, colours = shape_probe.images(args.n, args.seed, tuple(args.size_px))
+    pixels, grid = shape_probe.encode(processor, pics, args.side)
+    if args.per_token:
+        shape_y, colour_y = token_labels(pics, shapes, colours, args.side)
+        labels = {"shape": shape_y, "colour": colour_y}
+    else:
+        labels = {"shape": shapes, "colour": colours}
+    del pics
+    return train(model, pixels, grid, labels, args.steps, args.lr, args.batch, args.every_eval,
+                 args.per_token, args.seed)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -129,25 +174,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=4000, help="one-object images (25 %% held out)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--every", type=int, default=100, help="held-out accuracy every N steps")
+    p.add_argument("--every-eval", type=int, default=100, help="held-out accuracy every N steps")
     p.add_argument("--seed", type=int, default=1, help="image seed (the probe's default is 0)")
     p.add_argument("--size-px", type=int, nargs=2, default=(24, 40))
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="train on this synthetic corpus's frames, per token (labels from its "
+                        "ground-truth boxes), instead of one-object images")  # fmt: skip
+    p.add_argument("--every", type=int, default=10, help="with --corpus: every Nth frame")
     p.add_argument("--per-token", action="store_true",
                    help="label every merged token with the shape and colour it covers")  # fmt: skip
     args = p.parse_args(argv)
 
     processor = AutoProcessor.from_pretrained(args.model)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model)
-    pics, shapes, colours = shape_probe.images(args.n, args.seed, tuple(args.size_px))
-    pixels, grid = shape_probe.encode(processor, pics, args.side)
-    if args.per_token:
-        shape_y, colour_y = token_labels(pics, shapes, colours, args.side)
-        labels = {"shape": shape_y, "colour": colour_y}
+    if args.corpus is not None:
+        pics, objects = shape_probe.corpus_frames(args.corpus, args.every)
+        print(f"{args.corpus}: {len(pics)} frames")
+        pixels, grid = shape_probe.encode(processor, pics, args.side)
+        shape_y, colour_y = box_token_labels(objects, pics.shape[1], args.side)
+        curve = train(model, pixels, grid, {"shape": shape_y, "colour": colour_y}, args.steps,
+                      args.lr, args.batch, args.every_eval, True, args.seed)  # fmt: skip
     else:
-        labels = {"shape": shapes, "colour": colours}
-    del pics
-    curve = train(model, pixels, grid, labels, args.steps, args.lr, args.batch, args.every,
-                  args.per_token, args.seed)  # fmt: skip
+        curve = train_on_images(args, processor, model)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)

@@ -16,7 +16,7 @@ def test_only_the_tower_changes_and_the_saved_model_loads(tiny_dir: Path, tmp_pa
     tp = load_benchmark("tower_pretrain")
     out = tmp_path / "tower"
     argv = [str(tiny_dir), str(out), "--steps", "3", "--n", "16", "--batch", "4",
-            "--every", "3", "--side", "56"]  # fmt: skip
+            "--every-eval", "3", "--side", "56"]  # fmt: skip
     assert tp.main(argv) == 0
     before = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_dir).state_dict()
     after = Qwen2_5_VLForConditionalGeneration.from_pretrained(out).state_dict()
@@ -42,3 +42,24 @@ def test_token_labels_mark_the_cells_the_object_covers() -> None:
         painted = np.all(pic == list(tp.COLOURS.values())[colours[i]], axis=-1)
         cells = painted.reshape(4, 28, 4, 28).mean((1, 3)).reshape(-1)
         assert (cells[on] >= 0.15).all() and (cells[~on] < 0.15).all()
+
+
+def test_world_frames_are_labelled_per_token_from_their_boxes(tmp_path: Path) -> None:
+    from o3video.data.synthetic import synthesize
+
+    tp = load_benchmark("tower_pretrain")
+    sp = load_benchmark("shape_probe")
+    synthesize(tmp_path, 3, seed=4, workers=1)
+    pics, objects = sp.corpus_frames(tmp_path, every=10)
+    side = pics.shape[1]
+    assert len(pics) == len(objects) and pics.dtype == np.uint8 and side % 28 == 0
+    frame, cell, shape = sp.centre_cells(objects, side, side)
+    assert len(frame) > 0 and cell.max() < (side // 28) ** 2
+    shape_y, colour_y = tp.box_token_labels(objects, side, side)
+    assert shape_y.shape == (len(pics), (side // 28) ** 2)
+    assert ((shape_y == len(tp.SHAPES)) == (colour_y == len(tp.COLOURS))).all()
+    assert (shape_y == len(tp.SHAPES)).any()  # some cells are background
+    # an uncovered object's centre cell is labelled with its shape unless a box in front of
+    # it reaches into that cell as well
+    agree = shape_y[frame, cell] == shape
+    assert agree.mean() >= 0.8, agree.mean()
