@@ -120,13 +120,18 @@ def centre_cells(objects: Objects, frame_px: int = 112, side: int = 112) -> tupl
     return tuple(np.asarray(col) for col in zip(*rows, strict=True))
 
 
+def tokens(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``(B, tokens, width)``: each picture's merged vision tokens (what the language model
+    reads), with gradients."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    out = model.model.get_image_features(flat, grid.repeat(len(pixels), 1)).pooler_output
+    return torch.stack(out)
+
+
 @torch.no_grad()
 def token_features(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """``(N, tokens, width)``: every picture's merged vision tokens, in batches of 64."""
-    flat = [model.model.get_image_features(pixels[k : k + 64].reshape(-1, pixels.shape[-1]),
-                                           grid.repeat(len(pixels[k : k + 64]), 1)).pooler_output
-            for k in range(0, len(pixels), 64)]  # fmt: skip
-    return torch.cat([torch.stack(out) for out in flat])
+    """``(N, tokens, width)``: :func:`tokens` of every picture, in batches of 64."""
+    return torch.cat([tokens(model, pixels[k : k + 64], grid) for k in range(0, len(pixels), 64)])
 
 
 def encode(processor: Any, pics: np.ndarray, side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,10 +147,8 @@ def encode(processor: Any, pics: np.ndarray, side: int) -> tuple[torch.Tensor, t
 
 def pooled(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """``(B, 2 * width)``: the mean and the max of each picture's merged vision tokens."""
-    flat = pixels.reshape(-1, pixels.shape[-1])
-    out = model.model.get_image_features(flat, grid.repeat(len(pixels), 1)).pooler_output
-    tokens = torch.stack(out)
-    return torch.cat([tokens.mean(1), tokens.max(1).values], -1)
+    merged = tokens(model, pixels, grid)
+    return torch.cat([merged.mean(1), merged.max(1).values], -1)
 
 
 @torch.no_grad()

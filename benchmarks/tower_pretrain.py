@@ -90,13 +90,6 @@ def box_token_labels(objects: shape_probe.Objects, frame_px: int, side: int,
     return shape_y, colour_y
 
 
-def tokens(model: Any, pixels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """``(B, tokens, width)``: each picture's merged vision tokens."""
-    flat = pixels.reshape(-1, pixels.shape[-1])
-    out = model.model.get_image_features(flat, grid.repeat(len(pixels), 1)).pooler_output
-    return torch.stack(out)
-
-
 def train(model: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: dict[str, np.ndarray],
           steps: int, lr: float, batch: int, every: int, per_token: bool = False,
           seed: int = 0) -> list[dict[str, float]]:  # fmt: skip
@@ -114,7 +107,7 @@ def train(model: Any, pixels: torch.Tensor, grid: torch.Tensor, labels: dict[str
                                  for k, y in ys.items()})  # fmt: skip
     tower = model.model.visual
     opt = torch.optim.Adam([*tower.parameters(), *heads.parameters()], lr=lr)
-    read = tokens if per_token else shape_probe.pooled
+    read = shape_probe.tokens if per_token else shape_probe.pooled
     cut = int(len(pixels) * 0.75)
     curve: list[dict[str, float]] = []
     t0 = time.perf_counter()
