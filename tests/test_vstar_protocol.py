@@ -362,6 +362,29 @@ def test_the_what_reward_can_be_the_synthetic_judge(media: Path) -> None:
         build_rewards({"answer": {"vstar_what": "bleu"}})
 
 
+def test_the_what_reward_can_be_left_out(media: Path) -> None:
+    """``answer: {vstar_what: none}``: What answers, right or wrong, earn 0.0 (their prompts
+    then train only through the KL term); When and Where are scored as before."""
+    from o3video.rewards.registry import build_rewards
+
+    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
+    (none,), _ = build_rewards({"answer": {"vstar_what": "none"}})
+    (exact,), _ = build_rewards({"answer": {"vstar_what": "exact"}})
+
+    def both(generation: str, answer: str) -> tuple[float, float]:
+        columns = {k: [v] for k, v in examples[generation].columns.items()}
+        reply = [f"<think></think><answer>{answer}</answer>"]
+        return none(reply, **columns)[0], exact(reply, **columns)[0]
+
+    assert both("what", "It is the dog.") == (0.0, 1.0)
+    assert both("what", "the cat") == (0.0, 0.0)
+    for generation in ("when_1", "where_1"):
+        target = examples[generation].target or ""
+        answer = target[target.index("<answer>") + 8 : target.index("</answer>")]
+        scored, reference = both(generation, answer)
+        assert scored == reference > 0.9
+
+
 @pytest.mark.parametrize("protocol", ["reference", "reference-sft"])
 def test_the_reference_protocols_refuse_these_records(media: Path, protocol: str) -> None:
     from o3video.errors import DataError

@@ -24,7 +24,10 @@
   ``generation``): What as free-form, or with ``vstar_what="exact"``
   (:func:`make_answer_reward`) 1.0 exactly when the synthetic world's What judge
   (:func:`o3video.eval.judge.exact_match`) rates the answer right: ROUGE pays "the blue
-  circle" 0.44 for "the white circle", which that metric counts wrong; When the tIoU of
+  circle" 0.44 for "the white circle", which that metric counts wrong; with
+  ``vstar_what="none"`` every What answer earns 0.0, so a group of What completions has no
+  advantage and its prompts train only through the KL term (an anchor that holds What to the
+  reference model while the other forms are rewarded); When the tIoU of
   the span the evaluation reads
   (:func:`o3video.protocols.readers.read_span`) with ``answer_span_s``; Where the
   evaluation's vIoU in model space: per ground-truth second (``key_times_s``, its box in
@@ -226,13 +229,15 @@ def vstar_box_score(
     return sum(scores) / len(scores)
 
 
-VSTAR_WHAT_RULES = ("rouge", "exact")
+VSTAR_WHAT_RULES = ("rouge", "exact", "none")
 """How the answer reward scores a V-STaR What answer (module docstring)."""
 
 
 def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") -> float:
     generation = get("generation")
     if generation == "what":
+        if vstar_what == "none":
+            return 0.0
         if vstar_what == "exact":
             gt = get("answer")
             return 1.0 if isinstance(gt, str) and exact_match(gt, answer) else 0.0
