@@ -336,28 +336,35 @@ def test_the_format_reward_needs_an_answer_the_evaluation_reads(media: Path) -> 
     assert fmt("what", " ") == 0.5
 
 
+def _answer_scorer(media: Path) -> tuple[Any, dict[str, str]]:
+    """``score(rule, generation, answer)``: the answer reward built with ``rule`` (a
+    ``vstar_what`` value, or ``None`` for the bare weight) on the record of ``generation``;
+    and the reference answer of every generation (its SFT target's ``<answer>``)."""
+    from o3video.rewards.registry import build_rewards
+
+    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
+
+    def score(rule: str | None, generation: str, answer: str) -> float:
+        (reward,), _ = build_rewards({"answer": 1.0 if rule is None else {"vstar_what": rule}})
+        columns = {k: [v] for k, v in examples[generation].columns.items()}
+        return reward([f"<think></think><answer>{answer}</answer>"], **columns)[0]
+
+    targets = {g: parse_trace(e.target or "").answer or "" for g, e in examples.items()}
+    return score, targets
+
+
 def test_the_what_reward_can_be_the_synthetic_judge(media: Path) -> None:
     """``answer: {vstar_what: exact}``: a What answer earns 1.0 exactly when the synthetic
     world's judge rates it right (ROUGE would pay a wrong colour a share); When and Where
     are unchanged; an unknown rule is refused."""
     from o3video.rewards.registry import build_rewards
 
-    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
-    (exact,), _ = build_rewards({"answer": {"vstar_what": "exact"}})
-    (rouge,), _ = build_rewards({"answer": 1.0})
-
-    def both(generation: str, answer: str) -> tuple[float, float]:
-        columns = {k: [v] for k, v in examples[generation].columns.items()}
-        reply = [f"<think></think><answer>{answer}</answer>"]
-        return exact(reply, **columns)[0], rouge(reply, **columns)[0]
-
-    assert both("what", "It is the dog.")[0] == 1.0
-    wrong, rouge_wrong = both("what", "the cat")
-    assert wrong == 0.0 and rouge_wrong > 0.0
+    score, targets = _answer_scorer(media)
+    assert score("exact", "what", "It is the dog.") == 1.0
+    assert score("exact", "what", "the cat") == 0.0 and score(None, "what", "the cat") > 0.0
     for generation in ("when_1", "where_1"):
-        target = examples[generation].target or ""
-        answer = target[target.index("<answer>") + 8 : target.index("</answer>")]
-        assert both(generation, answer)[0] == both(generation, answer)[1] > 0.9
+        answer = targets[generation]
+        assert score("exact", generation, answer) == score(None, generation, answer) > 0.9
     with pytest.raises(ValueError, match="vstar_what must be one of"):
         build_rewards({"answer": {"vstar_what": "bleu"}})
 
@@ -365,24 +372,13 @@ def test_the_what_reward_can_be_the_synthetic_judge(media: Path) -> None:
 def test_the_what_reward_can_be_left_out(media: Path) -> None:
     """``answer: {vstar_what: none}``: What answers, right or wrong, earn 0.0 (their prompts
     then train only through the KL term); When and Where are scored as before."""
-    from o3video.rewards.registry import build_rewards
-
-    examples = {r.generation: to_example(r, media, "qwen2_5_vl", max_frames=16) for r in records()}
-    (none,), _ = build_rewards({"answer": {"vstar_what": "none"}})
-    (exact,), _ = build_rewards({"answer": {"vstar_what": "exact"}})
-
-    def both(generation: str, answer: str) -> tuple[float, float]:
-        columns = {k: [v] for k, v in examples[generation].columns.items()}
-        reply = [f"<think></think><answer>{answer}</answer>"]
-        return none(reply, **columns)[0], exact(reply, **columns)[0]
-
-    assert both("what", "It is the dog.") == (0.0, 1.0)
-    assert both("what", "the cat") == (0.0, 0.0)
+    score, targets = _answer_scorer(media)
+    right = "It is the dog."
+    assert (score("none", "what", right), score("exact", "what", right)) == (0.0, 1.0)
+    assert score("none", "what", "the cat") == score("exact", "what", "the cat") == 0.0
     for generation in ("when_1", "where_1"):
-        target = examples[generation].target or ""
-        answer = target[target.index("<answer>") + 8 : target.index("</answer>")]
-        scored, reference = both(generation, answer)
-        assert scored == reference > 0.9
+        answer = targets[generation]
+        assert score("none", generation, answer) == score("exact", generation, answer) > 0.9
 
 
 @pytest.mark.parametrize("protocol", ["reference", "reference-sft"])
