@@ -30,13 +30,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from o3video.boxes import iou
+from o3video.boxes import XYXY
 from o3video.eval.vstar_parse import parse_box_answer
+from o3video.rewards.spatial import best_iou
 
 CHAINS = (("chain 1", "answer_spatial"), ("chain 2", "answer_spatial_2"))
 """(label, the ``results.json`` field of that chain's Where answer)."""
 
-Boxes = dict[float, list[tuple[float, float, float, float]]]
+Boxes = Mapping[float, Sequence[XYXY]]
 
 
 def truth_boxes(row: Mapping[str, Any]) -> Boxes:
@@ -45,38 +46,22 @@ def truth_boxes(row: Mapping[str, Any]) -> Boxes:
     >>> truth_boxes({"bboxes": [{"timestamp": 2, "xmin": 0, "ymin": 0, "xmax": 4, "ymax": 4}]})
     {2.0: [(0.0, 0.0, 4.0, 4.0)]}
     """
-    out: Boxes = {}
+    out: dict[float, list[XYXY]] = {}
     for b in row.get("bboxes") or []:
         box = (float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"]))
         out.setdefault(float(b["timestamp"]), []).append(box)
     return out
 
 
-def answer_boxes(value: Any) -> Boxes:
-    """The answer's boxes by second (``{}`` when none is read); a second matches the truth's
-    only when equal, as in ``o3video eval vstar``.
-
-    >>> answer_boxes({"2": [0, 0, 2, 2], "3s": [1, 1, 3, 3]})
-    {2.0: [(0.0, 0.0, 2.0, 2.0)], 3.0: [(1.0, 1.0, 3.0, 3.0)]}
-    """
-    out: Boxes = {}
-    for second, boxes in parse_box_answer(value).items():
-        out.setdefault(second, []).extend(boxes)
-    return out
-
-
 def box_ious(pred: Boxes, gt: Boxes) -> list[float | None]:
     """Per box of the truth: the best IoU of the answer's boxes at its second, ``None`` when
-    the answer names no box at that second.
+    the answer names no box at that second (seconds match only when equal, as in
+    ``o3video eval vstar``).
 
     >>> box_ious({1: [(0, 0, 2, 2)], 2: [(0, 0, 2, 2)]}, {2: [(0, 0, 2, 2)], 3: [(0, 0, 1, 1)]})
     [1.0, None]
     """
-    return [
-        max((iou(p, g) for p in pred[s]), default=0.0) if s in pred else None
-        for s, boxes in gt.items()
-        for g in boxes
-    ]
+    return [best_iou(pred[s], [g]) if s in pred else None for s, boxes in gt.items() for g in boxes]
 
 
 def summarize(run: Path) -> dict[str, dict[str, float]]:
@@ -84,13 +69,13 @@ def summarize(run: Path) -> dict[str, dict[str, float]]:
     rows = json.loads((run / "results.json").read_text())
     out: dict[str, dict[str, float]] = {}
     for label, field in CHAINS:
-        n = read = boxes = covered = 0
+        n = len(rows)
+        read = boxes = covered = 0
         said = truth = iou_sum = viou_sum = 0.0
         for row in rows:
             gt = truth_boxes(row)
-            pred = answer_boxes(row.get(field))
+            pred = parse_box_answer(row.get(field))
             ious = box_ious(pred, gt)
-            n += 1
             read += bool(pred)
             said += len(pred)
             truth += len(gt)
