@@ -156,6 +156,35 @@ def train_on_images(args: argparse.Namespace, processor: Any, model: Any) -> lis
                  args.per_token, args.seed)  # fmt: skip
 
 
+def carry_card(source: Path, out: Path, record: dict[str, Any], steps: int, wall_s: float) -> None:
+    """Copy ``source``'s model card (``o3video.json``: frame budget, world, training stages)
+    to ``out`` with one more ``training`` entry, stage ``tower``, for this run: the next
+    stage's card then lists every stage the weights went through. No card, nothing written."""
+    import o3video
+    from o3video.models.card import CARD_FILE, read_card
+    from o3video.train.config import git_commit, git_dirty
+
+    card = read_card(source)
+    if card is None:
+        return
+    last = record["curve"][-1] if record["curve"] else {}
+    card.setdefault("training", []).append(
+        {
+            "stage": "tower",
+            "output_dir": str(out),
+            "command": ["benchmarks/tower_pretrain.py", *record["argv"]],
+            "version": o3video.__version__,
+            "git_commit": git_commit(),
+            "git_dirty": git_dirty(),
+            "steps": steps,
+            "wall_s": round(wall_s, 1),
+            "held_out": last,
+        }
+    )
+    text = json.dumps(card, indent=1, ensure_ascii=False) + "\n"
+    (out / CARD_FILE).write_text(text, encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -178,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="label every merged token with the shape and colour it covers")  # fmt: skip
     args = p.parse_args(argv)
 
+    start = time.perf_counter()
     processor = AutoProcessor.from_pretrained(args.model)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model)
     if args.corpus is not None:
@@ -195,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {"from": str(args.model), "argv": list(argv if argv is not None else sys.argv[1:]),
               "curve": curve}  # fmt: skip
     (args.out / "tower_pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
+    carry_card(args.model, args.out, record, args.steps, time.perf_counter() - start)
     print(f"saved {args.out}")
     return 0
 

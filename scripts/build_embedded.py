@@ -22,7 +22,28 @@ copied to ``OUT/sft/final``, the SFT stage's corpus (which holds the RL records)
 synthesized again from its recipe's ``data.synth`` with ``data synth``, and steps 3 to 5 run
 as above, so the RL stage alone is re-run and scored against the same SFT model.
 
+``--recipe tower112`` builds the model at 112×112 frames instead (benchmarks/
+embedded-experiments.md, rounds 6 to 8), from the kept SFT stage ``benchmarks/embedded-sft/``:
+
+1. ``benchmarks/tower_pretrain.py``: the vision tower learns the shapes of one-object images
+   (``tower-pooled``, 800 steps), then
+2. ``train sft --config recipes/synthetic-tiny-embedded-sft112.yaml`` (``sft-a``, seed 7);
+3. the tower again, per merged token on one-object images (``tower-token``) and on the frames
+   of ``sft-a``'s own corpus (``tower-world``), 1,000 steps each;
+4. the same SFT recipe from that tower (``sft-b``), then once more on new worlds with the
+   naming questions (``sft``: ``data.synth.seed=8``, ``world.naming_qa``);
+5. ``data synth`` of 600 fresh worlds (seed 5000) whose "V-STaR protocol" records are the RL
+   data, and ``train rl --config recipes/synthetic-tiny-embedded-gspo112.yaml`` (``gspo``)
+   with the held-out corpus's V-STaR records as its probe;
+6. the held-out corpus and the evaluations, as above.
+
+With ``--sft-checkpoint`` it starts from a kept model of step 4 (``benchmarks/
+embedded-sft112/``) and runs step 5 and the evaluations only.
+
     python scripts/build_embedded.py --out runs/embedded --install
+    python scripts/build_embedded.py --recipe tower112 --out runs/e112 --threads 2
+    python scripts/build_embedded.py --recipe tower112 --out runs/e112-rl \\
+        --sft-checkpoint benchmarks/embedded-sft112
     python scripts/build_embedded.py --out runs/rl-again --sft-checkpoint benchmarks/embedded-sft
     python scripts/build_embedded.py --out /tmp/e --scale 0.01 --heldout-n 4   # a smoke run
 """
@@ -44,6 +65,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
+TOWER_SCRIPT = ROOT / "benchmarks" / "tower_pretrain.py"
+KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
+SFT112 = "synthetic-tiny-embedded-sft112.yaml"
+GSPO112 = "synthetic-tiny-embedded-gspo112.yaml"
+TOWER112_STAGES = ["sft", "sft", "tower", "sft", "tower", "tower", "sft", "sft"]
+"""The ``training`` stages on the card of the last SFT round of ``--recipe tower112``."""
+RL_CORPUS = (600, 5000)
+"""(videos, seed) of the corpus whose V-STaR protocol records are ``tower112``'s RL data."""
 PACKAGE_MODEL = ROOT / "src" / "o3video" / "embedded" / "model"
 STAGES = (
     ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
@@ -115,16 +144,41 @@ def stage_overrides(name: str, recipe: Path, out: Path, scale: float) -> list[st
         overrides.append(f"model.path={out / previous / 'final'}")
     if name == "gspo":
         overrides.append(f"data.stgr={out / 'sft' / 'data' / 'stgr_rl.json'}")
-    if scale != 1.0:
-        for key in SCALED:
-            # A stage's step count sits in its section (sft.max_steps, rl.max_steps); the
-            # undotted override resolves to that section.
-            found = (recipe_value(recipe, k) for k in (key, f"sft.{key}", f"rl.{key}"))
-            value = next((v for v in found if isinstance(v, int)), None)
-            if value is not None:
-                overrides.append(f"{key}={scaled(value, scale)}")
-        overrides.append("save_steps=1000000")
+    return overrides + scale_overrides(recipe, scale)
+
+
+def scale_overrides(recipe: Path, scale: float) -> list[str]:
+    """The overrides that shorten a recipe under ``--scale`` (none at 1): its step count, its
+    corpus, no checkpoints and no probe."""
+    if scale == 1.0:
+        return []
+    overrides = []
+    for key in SCALED:
+        # A stage's step count sits in its section (sft.max_steps, rl.max_steps); the
+        # undotted override resolves to that section.
+        found = (recipe_value(recipe, k) for k in (key, f"sft.{key}", f"rl.{key}"))
+        value = next((v for v in found if isinstance(v, int)), None)
+        if value is not None:
+            overrides.append(f"{key}={scaled(value, scale)}")
+    overrides.append("save_steps=1000000")
+    if recipe_value(recipe, "rl.probe_every"):
+        overrides.append("rl.probe_every=0")
     return overrides
+
+
+def vstar_records(stgr: Path) -> Path:
+    """Write the "V-STaR protocol" records of the STGR file ``stgr`` beside it
+    (``stgr_vstar.json``, the five evaluation prompt forms of every item) and return its path;
+    an existing file is kept."""
+    target = stgr.with_name("stgr_vstar.json")
+    if not target.exists():
+        records = json.loads(stgr.read_text(encoding="utf-8"))
+        kept = [r for r in records if r.get("task") == "V-STaR protocol"]
+        if not kept:
+            raise BuildError(f"{stgr}: no 'V-STaR protocol' records to train or probe on")
+        target.write_text(json.dumps(kept, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"[{target.parent.name}] {len(kept)} V-STaR protocol records -> {target}")
+    return target
 
 
 def scores_of(run: Path) -> dict[str, Any]:
@@ -173,21 +227,17 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[{name}] already done ({done})", flush=True)
             return
         seconds = run_step(name, argv, logs, env)
-        record["steps"][name] = {"command": argv[3:], "wall_s": round(seconds, 1)}
+        first = 3 if argv[1:3] == ["-m", "o3video.cli.main"] else 1
+        record["steps"][name] = {"command": argv[first:], "wall_s": round(seconds, 1)}
         out.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=1) + "\n")
 
-    if args.sft_checkpoint is not None:
-        keep_sft(args.sft_checkpoint, out, args.scale, step, record)
-    for name, stage, recipe_name in STAGES:
-        if args.sft_checkpoint is not None and name != "gspo":
-            continue
-        recipe = RECIPES / recipe_name
-        overrides = stage_overrides(name, recipe, out, args.scale)
-        argv = cli("train", stage, "--config", str(recipe), *overrides)
+    def trained(name: str, argv: list[str]) -> None:
+        """A training step; one that was trained before (by this script or by hand) is
+        recorded from its card."""
         card = out / name / "final" / "o3video.json"
         step(name, argv, card)
-        if name not in record["steps"]:  # trained before, by this script or by hand
+        if name not in record["steps"]:
             entry = json.loads(card.read_text(encoding="utf-8"))["training"][-1]
             record["steps"][name] = {
                 "command": entry["command"][1:],
@@ -195,24 +245,27 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
                 "resumed_from_step": entry.get("resumed_from_step"),
                 "from": str(card),
             }
+
     gspo, sft = out / "gspo" / "final", out / "sft" / "final"
     heldout = out / "heldout"
-    step(
-        "heldout",
-        cli(
-            "data",
-            "synth",
-            "--out",
-            str(heldout),
-            "--n",
-            str(args.heldout_n),
-            "--seed",
-            str(args.heldout_seed),
-            "--world-of",
-            str(sft),
-        ),
-        heldout / "vstar.json",
-    )
+
+    def heldout_corpus(world_of: Path) -> None:
+        argv = cli("data", "synth", "--out", str(heldout), "--n", str(args.heldout_n),
+                   "--seed", str(args.heldout_seed), "--world-of", str(world_of))  # fmt: skip
+        step("heldout", argv, heldout / "vstar.json")
+
+    if args.recipe == "tower112":
+        tower112(args, out, step, trained, heldout_corpus, record)
+    else:
+        if args.sft_checkpoint is not None:
+            keep_sft(args.sft_checkpoint, out, args.scale, step, record)
+        for name, stage, recipe_name in STAGES:
+            if args.sft_checkpoint is not None and name != "gspo":
+                continue
+            recipe = RECIPES / recipe_name
+            overrides = stage_overrides(name, recipe, out, args.scale)
+            trained(name, cli("train", stage, "--config", str(recipe), *overrides))
+        heldout_corpus(sft)
     for name, model in (("eval-sft", sft), ("eval-gspo", gspo)):
         run = out / name
         argv = cli("eval", "vstar", "--model", str(model), "--data", str(heldout), "--out",
@@ -247,6 +300,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     record["scores"] = scores
     record["sft_sha256"] = weights_sha256(sft)
     record["threads"] = args.threads
+    record["recipe"] = args.recipe
     record["machine"] = machine()
     record["wall_s"] = round(sum(s["wall_s"] for s in record["steps"].values()), 1)
     record_path.write_text(json.dumps(record, indent=1) + "\n")
@@ -255,6 +309,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     card["scores"] = scores
     card["build"] = {
         "command": "python scripts/build_embedded.py",
+        "recipe": args.recipe,
         "sft_sha256": record["sft_sha256"],
         "threads": args.threads,
         "steps": record["steps"],
@@ -267,41 +322,106 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+KEPT_NAMES = {
+    "shipped": ("ground", "sft"),
+    "tower112": ("ground", "sft-56", "tower-pooled", "sft-a", "tower-token", "tower-world",
+                 "sft-b", "sft"),
+}  # fmt: skip
+"""The step names of a kept SFT-stage card's ``training`` entries, per ``--recipe``."""
+
+
 def keep_sft(
     checkpoint: Path,
     out: Path,
     scale: float,
     step: Callable[[str, list[str], Path], None],
     record: dict[str, Any],
+    recipe: str = "shipped",
 ) -> None:
-    """Put the kept SFT-stage model ``checkpoint`` where stage 2 would have left it, with the
-    corpus stage 2 synthesized (its ``data.synth``, scaled as the stage would be)."""
+    """Put the kept SFT-stage model ``checkpoint`` where the build's last SFT stage would
+    have left it, with the corpus that stage synthesized (its card's ``data.synth``, scaled as
+    the stage would be): the RL records of ``shipped``, the baseline's training data."""
     card_path = checkpoint / "o3video.json"
     if not card_path.is_file():
         raise BuildError(f"{checkpoint}: not a model folder with a card (no o3video.json)")
     entries = json.loads(card_path.read_text(encoding="utf-8")).get("training") or []
     stages = [e.get("stage") for e in entries]
-    if stages != [stage for _, stage, _ in STAGES[:2]]:
+    expected = [stage for _, stage, _ in STAGES[:2]] if recipe == "shipped" else TOWER112_STAGES
+    if stages != list(expected):
         raise BuildError(
-            f"{card_path}: not an SFT-stage card (its training stages are {stages}, "
-            "not the grounding and SFT stages)"
+            f"{card_path}: not an SFT-stage card of --recipe {recipe} (its training stages are "
+            f"{stages}, not {list(expected)})"
         )
     final = out / "sft" / "final"
     if not final.exists():
         install(checkpoint, final)
-    recipe = RECIPES / STAGES[1][2]
-    n = scaled(recipe_value(recipe, "data.synth.n"), scale)
-    seed = recipe_value(recipe, "data.synth.seed")
+    synth = entries[-1]["config"]["data"]["synth"]
     data = out / "sft" / "data"
-    argv = cli("data", "synth", "--out", str(data), "--n", str(n), "--seed", str(seed),
-               "--world-of", str(recipe))  # fmt: skip
+    argv = cli("data", "synth", "--out", str(data), "--n", str(scaled(synth["n"], scale)),
+               "--seed", str(synth["seed"]), "--world-of", str(final))  # fmt: skip
     step("sft-data", argv, data / "stgr_rl.json")
-    for (name, _, _), entry in zip(STAGES[:2], entries, strict=True):
+    for name, entry in zip(KEPT_NAMES[recipe], entries, strict=True):
         record["steps"][name] = {
             "command": entry["command"][1:],
             "wall_s": entry["wall_s"],
             "kept": str(checkpoint),
         }
+
+
+def tower112(
+    args: argparse.Namespace,
+    out: Path,
+    step: Callable[[str, list[str], Path], None],
+    trained: Callable[[str, list[str]], None],
+    heldout_corpus: Callable[[Path], None],
+    record: dict[str, Any],
+) -> None:
+    """The steps of ``--recipe tower112`` up to the RL stage (module docstring)."""
+    scale = args.scale
+    sft_recipe, rl_recipe = RECIPES / SFT112, RECIPES / GSPO112
+    sft = out / "sft"
+
+    def tower(name: str, source: Path, steps: int, *extra: str) -> None:
+        argv = [sys.executable, str(TOWER_SCRIPT), str(source), str(out / name), "--side",
+                "112", "--steps", str(scaled(steps, scale)), *extra]  # fmt: skip
+        if scale != 1.0:  # fewer one-object images in a smoke run
+            argv += ["--n", str(max(200, scaled(4000, scale))), "--every-eval", "1000000"]
+        card = out / name / "o3video.json"
+        step(name, argv, card)
+        if name not in record["steps"]:  # run before, by this script or by hand
+            entry = json.loads(card.read_text(encoding="utf-8"))["training"][-1]
+            record["steps"][name] = {"command": entry["command"], "wall_s": entry["wall_s"],
+                                     "from": str(card)}  # fmt: skip
+
+    def sft_round(name: str, start: Path, *extra: str) -> None:
+        argv = cli("train", "sft", "--config", str(sft_recipe), f"output_dir={out / name}",
+                   f"model.path={start}", *extra, *scale_overrides(sft_recipe, scale))  # fmt: skip
+        trained(name, argv)
+
+    if args.sft_checkpoint is None:
+        tower("tower-pooled", KEPT_SFT, 800)
+        sft_round("sft-a", out / "tower-pooled")
+        tower("tower-token", out / "sft-a" / "final", 1000, "--per-token")
+        tower("tower-world", out / "tower-token", 1000, "--corpus", str(out / "sft-a" / "data"))
+        sft_round("sft-b", out / "tower-world")
+        sft_round("sft", out / "sft-b" / "final", "data.synth.seed=8",
+                  "data.synth.world.naming_qa=true")  # fmt: skip
+    else:
+        keep_sft(args.sft_checkpoint, out, scale, step, record, "tower112")
+    n, seed = RL_CORPUS
+    rl_data = out / "rl-data"
+    argv = cli("data", "synth", "--out", str(rl_data), "--n", str(scaled(n, scale)), "--seed",
+               str(seed), "--world-of", str(sft_recipe))  # fmt: skip
+    step("rl-data", argv, rl_data / "vstar.json")
+    heldout_corpus(sft_recipe)  # the world without the naming questions, as evaluated
+    heldout = out / "heldout"
+    rl_file = vstar_records(rl_data / "stgr_rl.json")
+    probe = vstar_records(heldout / "stgr_rl.json")
+    argv = cli("train", "rl", "--config", str(rl_recipe), f"output_dir={out / 'gspo'}",
+               f"model.path={sft / 'final'}", f"data.stgr={rl_file}", f"data.media_root={rl_data}",
+               f"rl.probe_stgr={probe}", f"rl.probe_media_root={heldout}",
+               *scale_overrides(rl_recipe, scale))  # fmt: skip
+    trained("gspo", argv)
 
 
 def install(model: Path, target: Path) -> None:
@@ -336,7 +456,15 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="DIR",
-        help="a kept SFT-stage model (benchmarks/embedded-sft): run the RL stage alone from it",
+        help="a kept SFT-stage model (benchmarks/embedded-sft, or benchmarks/embedded-sft112 "
+        "with --recipe tower112): run the RL stage alone from it",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=("shipped", "tower112"),
+        default="shipped",
+        help="shipped: the three recipes of the shipped model (56x56 frames); tower112: the "
+        "tower stages, SFT and GSPO at 112x112 frames",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads per step")
     parser.add_argument(

@@ -244,3 +244,48 @@ def test_scale_shortens_every_stage(stage: str, recipe: str, steps: int) -> None
     assert build.stage_overrides(stage, path, Path("/tmp/o"), 1.0) == [
         o for o in overrides if not o.startswith(("max_steps=", "save_steps=", "data.synth.n="))
     ]
+
+
+def test_the_112_recipes_train_on_the_evaluated_world_at_112_pixels() -> None:
+    """``--recipe tower112``: the SFT recipe's world is the shipped world (so the held-out
+    corpus is the same one), its frames are shown at 112×112, and the RL recipe pays the
+    V-STaR answers but not What, with the KL anchor and the held-out probe."""
+    shipped = load_config(Path("recipes") / "synthetic-tiny-embedded-sft.yaml", stage="sft")
+    sft = load_config(Path("recipes") / "synthetic-tiny-embedded-sft112.yaml", stage="sft")
+    rl = load_config(Path("recipes") / "synthetic-tiny-embedded-gspo112.yaml", stage="rl")
+    assert sft.data.synth is not None and shipped.data.synth is not None
+    assert sft.data.synth.world == shipped.data.synth.world
+    assert sft.data.video.max_pixels == rl.data.video.max_pixels == 112 * 112
+    assert rl.rl.rewards == {"answer": {"vstar_what": "none"}, "format": 1.0}
+    assert rl.rl.beta == 0.2 and rl.rl.importance_sampling_level == "sequence"
+    assert rl.rl.probe_every and rl.rl.probe_stgr is not None
+
+
+def test_a_scaled_112_build_runs_no_probe_and_rl_trains_on_v_star_records(
+    tmp_path: Path,
+) -> None:
+    build = _build_script()
+    overrides = build.scale_overrides(Path("recipes") / build.GSPO112, 0.01)
+    assert "max_steps=8" in overrides and "rl.probe_every=0" in overrides
+    assert build.scale_overrides(Path("recipes") / build.GSPO112, 1.0) == []
+    stgr = tmp_path / "stgr_rl.json"
+    records = [{"id": "a", "task": "V-STaR protocol"}, {"id": "b", "task": "Temporal grounding"}]
+    stgr.write_text(json.dumps(records))
+    kept = build.vstar_records(stgr)
+    assert kept.name == "stgr_vstar.json" and json.loads(kept.read_text()) == records[:1]
+    stgr.write_text(json.dumps(records[1:]))
+    kept.unlink()
+    with pytest.raises(build.BuildError, match="no 'V-STaR protocol' records"):
+        build.vstar_records(stgr)
+
+
+def test_a_112_build_refuses_a_kept_checkpoint_of_another_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = _build_script()
+    out = tmp_path / "build"
+    argv = ["--recipe", "tower112", "--out", str(out), "--sft-checkpoint", str(KEPT_SFT)]
+    assert build.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "not an SFT-stage card of --recipe tower112" in err and "['sft', 'sft']" in err
+    assert not (out / "sft").exists()

@@ -63,3 +63,35 @@ def test_world_frames_are_labelled_per_token_from_their_boxes(tmp_path: Path) ->
     # it reaches into that cell as well
     agree = shape_y[frame, cell] == shape
     assert agree.mean() >= 0.8, agree.mean()
+
+
+def test_the_saved_model_carries_the_card_with_a_tower_stage(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    """The next stage's card must list every stage the weights went through: the tower run
+    copies its source's card and appends one ``tower`` entry."""
+    import shutil
+
+    from o3video.models.card import VideoSettings, read_card, write_card
+
+    tp = load_benchmark("tower_pretrain")
+    source = tmp_path / "source"
+    shutil.copytree(tiny_dir, source)
+    earlier = {"stage": "sft", "steps": 5, "command": ["o3video", "train", "sft"]}
+    write_card(source, VideoSettings(max_pixels=12544), world={"width": 112}, training=[earlier])
+    out = tmp_path / "tower"
+    argv = [str(source), str(out), "--steps", "2", "--n", "16", "--batch", "4", "--side", "56"]
+    assert tp.main(argv) == 0
+    card = read_card(out)
+    assert card is not None
+    assert card["video"] == read_card(source)["video"] and card["world"] == {"width": 112}
+    assert [e["stage"] for e in card["training"]] == ["sft", "tower"]
+    assert card["training"][0] == earlier
+    tower = card["training"][1]
+    assert tower["steps"] == 2 and tower["command"][1:] == argv
+    assert tower["held_out"]["step"] == 2.0 and tower["wall_s"] > 0
+    # without a card on the source there is none on the result (nothing is invented)
+    bare = tmp_path / "bare"
+    assert tp.main([str(tiny_dir), str(bare), "--steps", "1", "--n", "16", "--batch", "4",
+                    "--side", "56"]) == 0  # fmt: skip
+    assert read_card(bare) is None
