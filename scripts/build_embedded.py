@@ -481,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     s = record["scores"]
     print(json.dumps({k: s[k] for k in ("sft+gspo", "sft", "constant baseline")}, indent=1))
     print(
-        f"wall time of the steps run: {record['wall_s']:.0f} s; record: {args.out / 'build.json'}"
+        f"wall time of every step (those of a kept checkpoint included): {record['wall_s']:.0f} s;"
+        f" record: {args.out / 'build.json'}"
     )
     return 0
 

@@ -289,3 +289,39 @@ def test_a_112_build_refuses_a_kept_checkpoint_of_another_recipe(
     err = capsys.readouterr().err
     assert "not an SFT-stage card of --recipe tower112" in err and "['sft', 'sft']" in err
     assert not (out / "sft").exists()
+
+
+KEPT_SFT112 = ROOT / "benchmarks" / "embedded-sft112"
+
+
+def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
+    """``benchmarks/embedded-sft112/``: the last SFT round of ``--recipe tower112``. Its card
+    lists the kept 56×56 SFT stage's two entries, then the three tower runs and three SFT
+    rounds, each SFT round with the resolved config of ``synthetic-tiny-embedded-sft112.yaml``
+    (the last on seed 8 with the naming questions); ``build.json`` has its weights' SHA-256
+    and its held-out scores."""
+    build = _build_script()
+    kept = read_card(KEPT_SFT112)
+    assert kept is not None, f"{KEPT_SFT112} has no o3video.json"
+    entries = kept["training"]
+    assert [e["stage"] for e in entries] == build.TOWER112_STAGES
+    first = read_card(KEPT_SFT)
+    assert first is not None and entries[:2] == first["training"]
+    recipe = to_dict(load_config(ROOT / "recipes" / build.SFT112, stage="sft"))
+    rounds = [e for e in entries[2:] if e["stage"] == "sft"]
+    for i, entry in enumerate(rounds):
+        want = _portable(recipe)
+        if i == len(rounds) - 1:
+            want["data"]["synth"]["seed"] = 8
+            want["data"]["synth"]["world"] = {**want["data"]["synth"]["world"], "naming_qa": True}
+        assert _portable(entry["config"]) == want, f"SFT round {i + 1}"
+        assert entry["steps"] == recipe["sft"]["max_steps"] and entry["git_commit"]
+    towers = [e for e in entries if e["stage"] == "tower"]
+    assert [t["steps"] for t in towers] == [800, 1000, 1000]
+    assert kept["world"] == rounds[-1]["config"]["data"]["synth"]["world"]
+    record = json.loads((KEPT_SFT112 / "build.json").read_text())
+    assert build.weights_sha256(KEPT_SFT112) == record["sft_sha256"]
+    assert set(METRICS) <= set(record["scores"]["sft"])
+    assert record["scores"]["heldout"]["seed"] not in {e.get("data_seed") for e in entries}
+    assert all((KEPT_SFT112 / name).is_file() for name in build.MODEL_FILES)
+    assert sum(p.stat().st_size for p in KEPT_SFT112.iterdir()) <= 20 * 1024 * 1024
