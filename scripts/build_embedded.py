@@ -69,8 +69,6 @@ TOWER_SCRIPT = ROOT / "benchmarks" / "tower_pretrain.py"
 KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
 SFT112 = "synthetic-tiny-embedded-sft112.yaml"
 GSPO112 = "synthetic-tiny-embedded-gspo112.yaml"
-TOWER112_STAGES = ["sft", "sft", "tower", "sft", "tower", "tower", "sft", "sft"]
-"""The ``training`` stages on the card of the last SFT round of ``--recipe tower112``."""
 RL_CORPUS = (600, 5000)
 """(videos, seed) of the corpus whose V-STaR protocol records are ``tower112``'s RL data."""
 PACKAGE_MODEL = ROOT / "src" / "o3video" / "embedded" / "model"
@@ -322,12 +320,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-KEPT_NAMES = {
-    "shipped": ("ground", "sft"),
-    "tower112": ("ground", "sft-56", "tower-pooled", "sft-a", "tower-token", "tower-world",
-                 "sft-b", "sft"),
+KEPT_STAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "shipped": tuple((name, stage) for name, stage, _ in STAGES[:2]),
+    "tower112": (("ground", "sft"), ("sft-56", "sft"), ("tower-pooled", "tower"),
+                 ("sft-a", "sft"), ("tower-token", "tower"), ("tower-world", "tower"),
+                 ("sft-b", "sft"), ("sft", "sft")),
 }  # fmt: skip
-"""The step names of a kept SFT-stage card's ``training`` entries, per ``--recipe``."""
+"""(step name, ``training`` stage) of each entry on a kept SFT-stage card, per ``--recipe``."""
 
 
 def keep_sft(
@@ -346,11 +345,11 @@ def keep_sft(
         raise BuildError(f"{checkpoint}: not a model folder with a card (no o3video.json)")
     entries = json.loads(card_path.read_text(encoding="utf-8")).get("training") or []
     stages = [e.get("stage") for e in entries]
-    expected = [stage for _, stage, _ in STAGES[:2]] if recipe == "shipped" else TOWER112_STAGES
-    if stages != list(expected):
+    expected = [stage for _, stage in KEPT_STAGES[recipe]]
+    if stages != expected:
         raise BuildError(
             f"{card_path}: not an SFT-stage card of --recipe {recipe} (its training stages are "
-            f"{stages}, not {list(expected)})"
+            f"{stages}, not {expected})"
         )
     final = out / "sft" / "final"
     if not final.exists():
@@ -360,7 +359,7 @@ def keep_sft(
     argv = cli("data", "synth", "--out", str(data), "--n", str(scaled(synth["n"], scale)),
                "--seed", str(synth["seed"]), "--world-of", str(final))  # fmt: skip
     step("sft-data", argv, data / "stgr_rl.json")
-    for name, entry in zip(KEPT_NAMES[recipe], entries, strict=True):
+    for (name, _), entry in zip(KEPT_STAGES[recipe], entries, strict=True):
         record["steps"][name] = {
             "command": entry["command"][1:],
             "wall_s": entry["wall_s"],

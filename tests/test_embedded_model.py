@@ -32,6 +32,7 @@ from o3video.train.config import RunConfig, load_config, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
+KEPT_SFT112 = ROOT / "benchmarks" / "embedded-sft112"
 STAGES = (
     ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
     ("sft", "sft", "synthetic-tiny-embedded-sft.yaml"),
@@ -291,9 +292,6 @@ def test_a_112_build_refuses_a_kept_checkpoint_of_another_recipe(
     assert not (out / "sft").exists()
 
 
-KEPT_SFT112 = ROOT / "benchmarks" / "embedded-sft112"
-
-
 def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
     """``benchmarks/embedded-sft112/``: the last SFT round of ``--recipe tower112``. Its card
     lists the kept 56×56 SFT stage's two entries, then the three tower runs and three SFT
@@ -304,7 +302,7 @@ def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
     kept = read_card(KEPT_SFT112)
     assert kept is not None, f"{KEPT_SFT112} has no o3video.json"
     entries = kept["training"]
-    assert [e["stage"] for e in entries] == build.TOWER112_STAGES
+    assert [e["stage"] for e in entries] == [stage for _, stage in build.KEPT_STAGES["tower112"]]
     first = read_card(KEPT_SFT)
     assert first is not None and entries[:2] == first["training"]
     recipe = to_dict(load_config(ROOT / "recipes" / build.SFT112, stage="sft"))
