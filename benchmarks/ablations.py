@@ -25,8 +25,10 @@ Two subcommands:
     of the file is kept; the file is created if absent), and the reward curves
     (``rewards/<name>/mean`` and the total ``reward`` of TRL's GRPOTrainer logs) to ``--png``.
 
-Variants (fixed names, in this order): ``sft`` (no RL), ``grpo``
-(``rl.importance_sampling_level=token``), ``gspo`` (the recipe as is), ``gspo-no-gate``
+Variants (fixed names, in this order): ``sft`` (no RL), ``grpo`` (token-level importance
+ratios with the reference's PPO clip range, ``rl.importance_sampling_level=token
+rl.epsilon=0.2 rl.epsilon_high=0.2``: GSPO's 3e-4 / 4e-4 is a range for sequence-level ratios
+and would clip almost every token), ``gspo`` (the recipe as is), ``gspo-no-gate``
 (spatial gate ``none``), ``gspo-legacy-gate`` (the reference's signed 1 s gate),
 ``gspo-sigma1`` / ``gspo-sigma4`` (point supervision with a fixed σ of 1 s / 4 s).
 
@@ -78,6 +80,12 @@ PAPER: dict[str, tuple[float, float]] = {
 }
 """Published V-STaR mAM / mLGM of the 7B model (SPEC §6); no legacy-gate row was published."""
 
+GRPO_CLIP = 0.2
+"""The clip range ε (low and high) of the ``grpo`` variant: the reference's (SPEC §6)."""
+
+SCALAR_KEYS = ("importance_sampling_level", "epsilon", "epsilon_high")
+"""The ``rl`` settings besides the rewards that a variant may change (checked after resolving)."""
+
 MARK_START = "<!-- ablation-table:start -->"
 MARK_END = "<!-- ablation-table:end -->"
 
@@ -128,14 +136,18 @@ def variant_overrides(variant: str, base_rewards: dict[str, Any]) -> list[str]:
     >>> variant_overrides("gspo-no-gate", {"answer": 1.0, "spatial": 2.0})
     ['rl.rewards.spatial={"weight": 2.0, "gate": "none"}']
     >>> variant_overrides("grpo", {})
-    ['rl.importance_sampling_level=token']
+    ['rl.importance_sampling_level=token', 'rl.epsilon=0.2', 'rl.epsilon_high=0.2']
     """
     if variant not in VARIANTS:
         raise AblationError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if variant in ("sft", "gspo"):
         return []
     if variant == "grpo":
-        return ["rl.importance_sampling_level=token"]
+        return [
+            "rl.importance_sampling_level=token",
+            f"rl.epsilon={GRPO_CLIP}",
+            f"rl.epsilon_high={GRPO_CLIP}",
+        ]
     if variant in ("gspo-no-gate", "gspo-legacy-gate"):
         entry = _entry(base_rewards, "spatial")
         entry["gate"] = "none" if variant == "gspo-no-gate" else "legacy"
@@ -148,17 +160,18 @@ def variant_overrides(variant: str, base_rewards: dict[str, Any]) -> list[str]:
 
 
 def expected_rl(variant: str, base_rl: dict[str, Any]) -> dict[str, Any]:
-    """What ``rl.rewards`` and ``rl.importance_sampling_level`` must resolve to for
-    ``variant`` given the recipe's resolved ``rl`` section (weights made explicit)."""
+    """What ``rl.rewards`` and the :data:`SCALAR_KEYS` must resolve to for ``variant`` given
+    the recipe's resolved ``rl`` section (weights made explicit)."""
     rewards = dict(base_rl["rewards"])
-    level = base_rl["importance_sampling_level"]
+    want: dict[str, Any] = {key: base_rl[key] for key in SCALAR_KEYS}
     for item in variant_overrides(variant, rewards):
         key, _, raw = item.partition("=")
-        if key == "rl.importance_sampling_level":
-            level = raw
+        name = key.rsplit(".", 1)[1]
+        if key.startswith("rl.rewards."):
+            rewards[name] = json.loads(raw)
         else:
-            rewards[key.rsplit(".", 1)[1]] = json.loads(raw)
-    return {"rewards": rewards, "importance_sampling_level": level}
+            want[name] = raw if name == "importance_sampling_level" else float(raw)
+    return {"rewards": rewards, **want}
 
 
 def _weights_equal(a: Any, b: Any) -> bool:
@@ -216,7 +229,7 @@ def _print_config(recipe: Path, overrides: Sequence[str]) -> dict[str, Any]:
 
 def check_resolved(variant: str, base_rl: dict[str, Any], resolved_rl: dict[str, Any]) -> None:
     """Raise :class:`AblationError` unless ``resolved_rl`` has the variant's rewards (every
-    reward of the recipe, with its weight) and importance sampling level."""
+    reward of the recipe, with its weight), importance sampling level and clip range."""
     want = expected_rl(variant, base_rl)
     got_rewards = resolved_rl["rewards"]
     problems = []
@@ -225,11 +238,9 @@ def check_resolved(variant: str, base_rl: dict[str, Any], resolved_rl: dict[str,
     for name, entry in want["rewards"].items():
         if name in got_rewards and not _weights_equal(got_rewards[name], entry):
             problems.append(f"rewards.{name}: {got_rewards[name]!r} != {entry!r}")
-    if resolved_rl["importance_sampling_level"] != want["importance_sampling_level"]:
-        problems.append(
-            f"importance_sampling_level {resolved_rl['importance_sampling_level']!r} != "
-            f"{want['importance_sampling_level']!r}"
-        )
+    for key in SCALAR_KEYS:
+        if resolved_rl[key] != want[key]:
+            problems.append(f"{key} {resolved_rl[key]!r} != {want[key]!r}")
     if problems:
         raise AblationError(f"variant {variant}: resolved config is wrong: {'; '.join(problems)}")
 
@@ -310,7 +321,7 @@ def run_one(
         resolved = _print_config(recipe, train_overrides)["rl"]
         check_resolved(spec.variant, base_rl, resolved)
         record["resolved_rl"] = {
-            k: resolved[k] for k in ("rewards", "importance_sampling_level", "seed", "max_steps")
+            k: resolved[k] for k in ("rewards", *SCALAR_KEYS, "seed", "max_steps")
         }
         cmd = [*CLI, "train", "rl", "--config", str(recipe), *train_overrides]
         commands["train"] = shlex.join(cmd)
@@ -499,8 +510,20 @@ def _final_reward(history: Sequence[dict[str, Any]]) -> float | None:
     return float(values[-1]) if values else None
 
 
-def report_tables(runs: Sequence[RunResult]) -> str:
-    """The markdown of the two tables (per variant, per run) and their notes."""
+def load_baseline(path: Path) -> dict[str, Any]:
+    """The ``scores`` of an ``o3video eval vstar-baseline`` output (its folder or its
+    ``scores.json``); errors name the file."""
+    file = path / "scores.json" if path.is_dir() else path
+    doc = _read_json(file)
+    scores = doc.get("scores") if isinstance(doc, dict) else None
+    if not isinstance(scores, dict) or "mam" not in scores:
+        raise AblationError(f"{file}: not an `o3video eval vstar-baseline` scores file")
+    return scores
+
+
+def report_tables(runs: Sequence[RunResult], baseline: dict[str, Any] | None = None) -> str:
+    """The markdown of the two tables (per variant, per run) and their notes; ``baseline``
+    (the constant baseline's scores) adds its row above the variants'."""
     cols = [title for _, title in METRICS]
     lines = [
         "V-STaR scores in percent: mean over seeds [min–max]; `train` is the training wall "
@@ -509,6 +532,9 @@ def report_tables(runs: Sequence[RunResult]) -> str:
         "| variant | seeds | " + " | ".join(cols) + " | train | paper 7B mAM/mLGM |",
         "|" + "---|" * (len(cols) + 4),
     ]
+    if baseline is not None:
+        cells = [_pct(baseline.get(k)) for k, _ in METRICS]
+        lines.append("| constant baseline | — | " + " | ".join(cells) + " | — | — |")
     for variant in VARIANTS:
         group = [r for r in runs if r.variant == variant]
         if not group:
@@ -630,11 +656,17 @@ def plot_rewards(runs: Sequence[RunResult], png: Path) -> None:
     plt.close(fig)
 
 
-def write_report(outdir: str | Path, md_path: str | Path, png_path: str | Path | None) -> str:
+def write_report(
+    outdir: str | Path,
+    md_path: str | Path,
+    png_path: str | Path | None,
+    baseline: str | Path | None = None,
+) -> str:
     """Read the runs under ``outdir``, write the tables into ``md_path`` (between the markers,
-    keeping the rest) and the reward curves to ``png_path`` (if given); returns the tables."""
+    keeping the rest) and the reward curves to ``png_path`` (if given); returns the tables.
+    ``baseline``: an ``o3video eval vstar-baseline`` output, shown as the first row."""
     runs = load_runs(Path(outdir))
-    body = report_tables(runs)
+    body = report_tables(runs, None if baseline is None else load_baseline(Path(baseline)))
     md = Path(md_path)
     old = md.read_text(encoding="utf-8") if md.is_file() else None
     md.parent.mkdir(parents=True, exist_ok=True)
@@ -654,7 +686,7 @@ EXAMPLES = """examples:
       --seeds 0 --variants sft gspo --max-steps 1 --extra rl.num_generations=2 \\
       --eval-args="--limit 2 --max-new-tokens 64"
   python benchmarks/ablations.py report runs/ablations --md benchmarks/ablations.md \\
-      --png benchmarks/ablation_rewards.png
+      --png benchmarks/ablation_rewards.png --baseline runs/eval-baseline
 """
 
 
@@ -714,6 +746,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("outdir", type=Path, help="the sweep folder of `run --out`")
     rep.add_argument("--md", type=Path, default=Path("benchmarks/ablations.md"))
     rep.add_argument("--png", type=Path, default=Path("benchmarks/ablation_rewards.png"))
+    rep.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="an `o3video eval vstar-baseline` output (folder or scores.json): its row first",
+    )
     return parser
 
 
@@ -722,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run_sweep(args)
-        body = write_report(args.outdir, args.md, args.png)
+        body = write_report(args.outdir, args.md, args.png, args.baseline)
         print(body, end="")
         print(f"wrote {args.md} and {args.png}", file=sys.stderr)
         return 0

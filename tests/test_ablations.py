@@ -139,6 +139,20 @@ def test_variant_table_means_and_ranges(sweep: Path, tmp_path: Path) -> None:
     assert md.read_text().count(abl.MARK_START) == 1
 
 
+def test_constant_baseline_row_first(sweep: Path, tmp_path: Path) -> None:
+    base = tmp_path / "baseline"
+    base.mkdir()
+    (base / "scores.json").write_text(json.dumps(_scores_doc(0.05, (0.2, 0.2), (0.1, 0.0))))
+    body = abl.write_report(sweep, tmp_path / "abl.md", None, baseline=base)
+    row = _row(body, "constant baseline")
+    assert row[1:7] == ["—", "5.0", "20.0", "20.0", "10.0", "0.0"]
+    order = [line.split("|")[1].strip() for line in body.splitlines() if line.startswith("| ")]
+    assert order.index("constant baseline") < order.index("sft")
+    (base / "scores.json").write_text(json.dumps({"scores": {"acc": 0.1}}))
+    with pytest.raises(abl.AblationError, match=r"baseline/scores\.json: not an"):
+        abl.write_report(sweep, tmp_path / "abl.md", None, baseline=base / "scores.json")
+
+
 def test_marker_region_replaced_prose_kept(sweep: Path, tmp_path: Path) -> None:
     md = tmp_path / "abl.md"
     md.write_text(
@@ -181,6 +195,9 @@ def test_variant_overrides_resolve(variant: str) -> None:
     rl = load_config(RECIPE, overrides, stage="rl").rl
     want_level = "token" if variant == "grpo" else "sequence"
     assert rl.importance_sampling_level == want_level
+    # GRPO gets the reference's PPO clip range; every GSPO variant keeps the recipe's
+    want_clip = (0.2, 0.2) if variant == "grpo" else (base.epsilon, base.epsilon_high)
+    assert (rl.epsilon, rl.epsilon_high) == want_clip
     assert list(rl.rewards) == list(base.rewards)  # every reward kept, in order
     changed = {
         "gspo-no-gate": ("spatial", {"weight": 1.0, "gate": "none"}),
@@ -198,12 +215,12 @@ def test_variant_overrides_resolve(variant: str) -> None:
 
     _, weights = build_rewards(rl.rewards, progress_fn=lambda: 0.0)
     assert weights == [1.0] * len(rl.rewards)
-    resolved = {"rewards": rl.rewards, "importance_sampling_level": rl.importance_sampling_level}
+    resolved = {"rewards": rl.rewards, **_level(rl)}
     abl.check_resolved(variant, {"rewards": dict(base.rewards), **_level(base)}, resolved)
 
 
 def _level(rl: Any) -> dict[str, Any]:
-    return {"importance_sampling_level": rl.importance_sampling_level}
+    return {key: getattr(rl, key) for key in abl.SCALAR_KEYS}
 
 
 def test_override_keeps_a_non_default_weight() -> None:
@@ -215,14 +232,24 @@ def test_override_keeps_a_non_default_weight() -> None:
 
 
 def test_check_resolved_catches_a_lost_weight() -> None:
-    base = {"rewards": {"answer": 1.0, "spatial": 2.0}, "importance_sampling_level": "sequence"}
+    base = {"rewards": {"answer": 1.0, "spatial": 2.0}, **_level_seq()}
     lost = {"rewards": {"answer": 1.0, "spatial": {"gate": "none"}}, **_level_seq()}
     with pytest.raises(abl.AblationError, match=r"rewards\.spatial"):
         abl.check_resolved("gspo-no-gate", base, lost)
 
 
-def _level_seq() -> dict[str, str]:
-    return {"importance_sampling_level": "sequence"}
+def _level_seq() -> dict[str, Any]:
+    return {"importance_sampling_level": "sequence", "epsilon": 3e-4, "epsilon_high": 4e-4}
+
+
+def test_check_resolved_catches_a_grpo_run_with_gspos_clip() -> None:
+    """The ``grpo`` variant's token-level ratios under GSPO's 3e-4 clip would clip nearly
+    every token; a resolved config that kept it (an ``--extra`` override) is refused."""
+    base = {"rewards": {"answer": 1.0}, **_level_seq()}
+    kept_clip = {"rewards": {"answer": 1.0}, **_level_seq(), "importance_sampling_level": "token"}
+    with pytest.raises(abl.AblationError, match=r"epsilon 0\.0003 != 0\.2"):
+        abl.check_resolved("grpo", base, kept_clip)
+    abl.check_resolved("grpo", base, {**kept_clip, "epsilon": 0.2, "epsilon_high": 0.2})
 
 
 def test_plan_order_and_sft_once() -> None:
