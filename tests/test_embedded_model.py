@@ -204,18 +204,27 @@ def test_a_build_refuses_a_kept_checkpoint_that_is_not_an_sft_stage(
 
 
 @pytest.mark.slow
-def test_the_rl_stage_from_the_kept_sft_checkpoint_reproduces_its_record(tmp_path: Path) -> None:
-    """Only the RL stage and the evaluations again (about 25 minutes on two CPU cores): the
-    SFT row must be the record's to about one item (the same weights, greedy decoding), the
-    SFT+GSPO row within :data:`TOLERANCE` (sampled rollouts)."""
-    record = json.loads((KEPT_SFT / "build.json").read_text())
+@pytest.mark.parametrize(
+    ("kept", "recipe"),
+    [(KEPT_SFT, "shipped"), (KEPT_SFT112, "tower112")],
+    ids=["embedded-sft", "embedded-sft112"],
+)
+def test_the_rl_stage_from_a_kept_sft_checkpoint_reproduces_its_record(
+    kept: Path, recipe: str, tmp_path: Path
+) -> None:
+    """Only the RL stage and the evaluations again (about 25 minutes on two CPU cores for the
+    56×56 recipe, about an hour for ``tower112``): the SFT row must be the record's to about
+    one item (the same weights, greedy decoding), the SFT+GSPO row within :data:`TOLERANCE`
+    (sampled rollouts)."""
+    record = json.loads((kept / "build.json").read_text())
     out = tmp_path / "build"
     held = record["scores"]["heldout"]
     cmd = [sys.executable, str(ROOT / "scripts" / "build_embedded.py"), "--out", str(out),
-           "--sft-checkpoint", str(KEPT_SFT), "--heldout-n", str(held["n_videos"]),
-           "--heldout-seed", str(held["seed"])]  # fmt: skip
-    if record.get("threads"):  # the RL stage's float rounding depends on it
-        cmd += ["--threads", str(record["threads"])]
+           "--recipe", recipe, "--sft-checkpoint", str(kept), "--heldout-n",
+           str(held["n_videos"]), "--heldout-seed", str(held["seed"])]  # fmt: skip
+    threads = record.get("rl_threads", record.get("threads"))
+    if threads:  # the RL stage's float rounding depends on it
+        cmd += ["--threads", str(threads)]
     subprocess.run(cmd, check=True)
     again = json.loads((out / "build.json").read_text())["scores"]
     print(json.dumps({row: again[row] for row in ("sft+gspo", "sft")}, indent=1))
@@ -319,7 +328,13 @@ def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
     assert kept["world"] == rounds[-1]["config"]["data"]["synth"]["world"]
     record = json.loads((KEPT_SFT112 / "build.json").read_text())
     assert build.weights_sha256(KEPT_SFT112) == record["sft_sha256"]
-    assert set(METRICS) <= set(record["scores"]["sft"])
+    for row in ("sft", "sft+gspo", "constant baseline"):
+        assert set(METRICS) <= set(record["scores"][row]), row
+    # The SFT+GSPO row is the RL recipe as it stands, from these weights, on seed 0.
+    gspo = record["steps"]["gspo"]["command"]
+    assert gspo[:4] == ["train", "rl", "--config", f"recipes/{build.GSPO112}"]
+    assert "model.path=benchmarks/embedded-sft112" in gspo and "rl.seed=0" in gspo
+    assert record["rl_threads"] == 1
     assert record["scores"]["heldout"]["seed"] not in {e.get("data_seed") for e in entries}
     assert all((KEPT_SFT112 / name).is_file() for name in build.MODEL_FILES)
     assert sum(p.stat().st_size for p in KEPT_SFT112.iterdir()) <= 20 * 1024 * 1024
