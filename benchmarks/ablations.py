@@ -162,15 +162,15 @@ def variant_overrides(variant: str, base_rewards: dict[str, Any]) -> list[str]:
 def expected_rl(variant: str, base_rl: dict[str, Any]) -> dict[str, Any]:
     """What ``rl.rewards`` and the :data:`SCALAR_KEYS` must resolve to for ``variant`` given
     the recipe's resolved ``rl`` section (weights made explicit)."""
+    import yaml  # type: ignore[import-untyped]
+
     rewards = dict(base_rl["rewards"])
     want: dict[str, Any] = {key: base_rl[key] for key in SCALAR_KEYS}
     for item in variant_overrides(variant, rewards):
         key, _, raw = item.partition("=")
+        value = yaml.safe_load(raw)  # as `o3video train` reads an override's value
         name = key.rsplit(".", 1)[1]
-        if key.startswith("rl.rewards."):
-            rewards[name] = json.loads(raw)
-        else:
-            want[name] = raw if name == "importance_sampling_level" else float(raw)
+        (rewards if key.startswith("rl.rewards.") else want)[name] = value
     return {"rewards": rewards, **want}
 
 
@@ -409,6 +409,16 @@ def _read_json(path: Path) -> Any:
         raise AblationError(f"{path}: malformed JSON: {e}") from e
 
 
+def read_scores(path: Path, producer: str) -> dict[str, Any]:
+    """The ``scores`` mapping of a V-STaR ``scores.json`` written by ``producer`` (named in
+    the error when the file is not one)."""
+    doc = _read_json(path)
+    scores = doc.get("scores") if isinstance(doc, dict) else None
+    if not isinstance(scores, dict) or "mam" not in scores:
+        raise AblationError(f"{path}: not an `{producer}` scores file")
+    return scores
+
+
 @dataclass
 class RunResult:
     """What the report needs of one run folder."""
@@ -448,10 +458,7 @@ def load_run(run_dir: Path) -> RunResult:
     scores_path = run_dir / "vstar" / "scores.json"
     if not scores_path.is_file():
         raise AblationError(f"{scores_path}: missing (run the eval: {run_dir.name} not scored)")
-    doc = _read_json(scores_path)
-    scores = doc.get("scores") if isinstance(doc, dict) else None
-    if not isinstance(scores, dict) or "mam" not in scores:
-        raise AblationError(f"{scores_path}: not an `o3video eval vstar` scores file")
+    scores = read_scores(scores_path, "o3video eval vstar")
     history, source = trainer_log_history(run_dir)
     return RunResult(
         name=run_dir.name,
@@ -513,12 +520,9 @@ def _final_reward(history: Sequence[dict[str, Any]]) -> float | None:
 def load_baseline(path: Path) -> dict[str, Any]:
     """The ``scores`` of an ``o3video eval vstar-baseline`` output (its folder or its
     ``scores.json``); errors name the file."""
-    file = path / "scores.json" if path.is_dir() else path
-    doc = _read_json(file)
-    scores = doc.get("scores") if isinstance(doc, dict) else None
-    if not isinstance(scores, dict) or "mam" not in scores:
-        raise AblationError(f"{file}: not an `o3video eval vstar-baseline` scores file")
-    return scores
+    return read_scores(
+        path / "scores.json" if path.is_dir() else path, "o3video eval vstar-baseline"
+    )
 
 
 def report_tables(runs: Sequence[RunResult], baseline: dict[str, Any] | None = None) -> str:

@@ -215,11 +215,12 @@ def test_variant_overrides_resolve(variant: str) -> None:
 
     _, weights = build_rewards(rl.rewards, progress_fn=lambda: 0.0)
     assert weights == [1.0] * len(rl.rewards)
-    resolved = {"rewards": rl.rewards, **_level(rl)}
-    abl.check_resolved(variant, {"rewards": dict(base.rewards), **_level(base)}, resolved)
+    resolved = {"rewards": rl.rewards, **_scalars(rl)}
+    abl.check_resolved(variant, {"rewards": dict(base.rewards), **_scalars(base)}, resolved)
 
 
-def _level(rl: Any) -> dict[str, Any]:
+def _scalars(rl: Any) -> dict[str, Any]:
+    """The ``rl`` settings a variant may change besides its rewards (level, clip range)."""
     return {key: getattr(rl, key) for key in abl.SCALAR_KEYS}
 
 
@@ -232,21 +233,25 @@ def test_override_keeps_a_non_default_weight() -> None:
 
 
 def test_check_resolved_catches_a_lost_weight() -> None:
-    base = {"rewards": {"answer": 1.0, "spatial": 2.0}, **_level_seq()}
-    lost = {"rewards": {"answer": 1.0, "spatial": {"gate": "none"}}, **_level_seq()}
+    base = {"rewards": {"answer": 1.0, "spatial": 2.0}, **_gspo_scalars()}
+    lost = {"rewards": {"answer": 1.0, "spatial": {"gate": "none"}}, **_gspo_scalars()}
     with pytest.raises(abl.AblationError, match=r"rewards\.spatial"):
         abl.check_resolved("gspo-no-gate", base, lost)
 
 
-def _level_seq() -> dict[str, Any]:
+def _gspo_scalars() -> dict[str, Any]:
     return {"importance_sampling_level": "sequence", "epsilon": 3e-4, "epsilon_high": 4e-4}
 
 
 def test_check_resolved_catches_a_grpo_run_with_gspos_clip() -> None:
     """The ``grpo`` variant's token-level ratios under GSPO's 3e-4 clip would clip nearly
     every token; a resolved config that kept it (an ``--extra`` override) is refused."""
-    base = {"rewards": {"answer": 1.0}, **_level_seq()}
-    kept_clip = {"rewards": {"answer": 1.0}, **_level_seq(), "importance_sampling_level": "token"}
+    base = {"rewards": {"answer": 1.0}, **_gspo_scalars()}
+    kept_clip = {
+        "rewards": {"answer": 1.0},
+        **_gspo_scalars(),
+        "importance_sampling_level": "token",
+    }
     with pytest.raises(abl.AblationError, match=r"epsilon 0\.0003 != 0\.2"):
         abl.check_resolved("grpo", base, kept_clip)
     abl.check_resolved("grpo", base, {**kept_clip, "epsilon": 0.2, "epsilon_high": 0.2})
