@@ -300,7 +300,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     record["threads"] = args.threads
     record["recipe"] = args.recipe
     record["machine"] = machine()
-    record["wall_s"] = round(sum(s["wall_s"] for s in record["steps"].values()), 1)
+    # Steps run by hand before the build took them over carry no wall time: the total is
+    # of the timed steps, and the others are named.
+    steps = record["steps"]
+    record["wall_s"] = round(sum(s["wall_s"] for s in steps.values() if s["wall_s"] is not None), 1)
+    untimed = [name for name, s in steps.items() if s["wall_s"] is None]
+    if untimed:
+        record["untimed_steps"] = untimed
     record_path.write_text(json.dumps(record, indent=1) + "\n")
     card_path = gspo / "o3video.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -312,6 +318,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "steps": record["steps"],
         "wall_s": record["wall_s"],
+        "untimed_steps": untimed,
         "machine": record["machine"],
     }
     card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

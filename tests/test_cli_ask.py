@@ -123,8 +123,9 @@ def test_argument_mistakes(
 def test_ask_shows_the_embedded_model_its_own_frames(
     video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without --model: the embedded model, with its card's frame budget (56×56 frames, as it
-    was trained), not the default 112×112 a bare budget would give a 64×48 video."""
+    """Without --model: the embedded model, with its card's frame budget (at least 3,136
+    pixels: 56×56 frames for this 64×48 video), not the default 112×112 a bare budget would
+    give it."""
     from o3video.embedded import embedded_model_dir
 
     for extra in ([], ["--model", str(embedded_model_dir())]):
@@ -140,7 +141,8 @@ def test_ask_frame_options_override_the_card(
     video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["ask", str(video), "Q", "--out", str(tmp_path / "o"), "--max-new-tokens", "2"]
-    # The card says 2 fps (4 frames of this 2 s video) at 56×56; --fps 4 gives 8 frames.
+    # The card says 2 fps (4 frames of this 2 s video) of at least 3,136 pixels (56×56 here);
+    # --fps 4 gives 8 frames.
     assert main([*argv, "--fps", "4", "--json"]) == 0
     saved = json.loads(capsys.readouterr().out)
     assert saved["video"]["frame_wh"] == [56, 56] and len(saved["video"]["frame_times_s"]) == 8
