@@ -179,6 +179,17 @@ def vstar_records(stgr: Path) -> Path:
     return target
 
 
+def total_wall(steps: dict[str, dict[str, Any]]) -> tuple[float, list[str]]:
+    """The summed wall time of the timed ``steps`` of a build record, and the names of those
+    without one (steps run by hand before the build took them over record ``wall_s: None``).
+
+    >>> total_wall({"a": {"wall_s": 10.04}, "b": {"wall_s": None}, "c": {"wall_s": 2.0}})
+    (12.0, ['b'])
+    """
+    timed = [s["wall_s"] for s in steps.values() if s.get("wall_s") is not None]
+    return round(sum(timed), 1), [name for name, s in steps.items() if s.get("wall_s") is None]
+
+
 def scores_of(run: Path) -> dict[str, Any]:
     """The ``scores`` of an ``eval vstar`` run folder (its ``scores.json``)."""
     doc = json.loads((run / "scores.json").read_text(encoding="utf-8"))
@@ -300,11 +311,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     record["threads"] = args.threads
     record["recipe"] = args.recipe
     record["machine"] = machine()
-    # Steps run by hand before the build took them over carry no wall time: the total is
-    # of the timed steps, and the others are named.
-    steps = record["steps"]
-    record["wall_s"] = round(sum(s["wall_s"] for s in steps.values() if s["wall_s"] is not None), 1)
-    untimed = [name for name, s in steps.items() if s["wall_s"] is None]
+    record["wall_s"], untimed = total_wall(record["steps"])
     if untimed:
         record["untimed_steps"] = untimed
     record_path.write_text(json.dumps(record, indent=1) + "\n")

@@ -224,6 +224,18 @@ def test_the_kept_sft_checkpoint_is_what_the_recipes_and_its_record_say() -> Non
     assert sum(p.stat().st_size for p in KEPT_SFT.iterdir()) <= 20 * 1024 * 1024
 
 
+def test_a_build_record_totals_the_timed_steps_and_names_the_others(card: dict[str, Any]) -> None:
+    """Steps run by hand before the build took them over have no wall time: the total is of
+    the timed steps (not an error, not a silent zero), and the untimed ones are named."""
+    build = _build_script()
+    steps = {"a": {"wall_s": 10.04}, "b": {"wall_s": None}, "c": {"wall_s": 2.0}}
+    assert build.total_wall(steps) == (12.0, ["b"])
+    assert build.total_wall({}) == (0.0, [])
+    total, untimed = build.total_wall(card["build"]["steps"])
+    assert card["build"]["wall_s"] == total
+    assert card["build"].get("untimed_steps", []) == untimed
+
+
 def test_a_build_refuses_a_kept_checkpoint_that_is_not_an_sft_stage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
