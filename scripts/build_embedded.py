@@ -311,9 +311,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     record["threads"] = args.threads
     record["recipe"] = args.recipe
     record["machine"] = machine()
-    record["wall_s"], untimed = total_wall(record["steps"])
-    if untimed:
-        record["untimed_steps"] = untimed
+    record["wall_s"], record["untimed_steps"] = total_wall(record["steps"])
     record_path.write_text(json.dumps(record, indent=1) + "\n")
     card_path = gspo / "o3video.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -325,7 +323,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "steps": record["steps"],
         "wall_s": record["wall_s"],
-        "untimed_steps": untimed,
+        "untimed_steps": record["untimed_steps"],
         "machine": record["machine"],
     }
     card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -126,8 +126,7 @@ def test_card_records_every_stage_as_its_build_recipe_says(card: dict[str, Any])
         rl = card["training"][-1]
         assert rl["stage"] == "rl" and rl["seed"] == 0 and rl["steps"] > 0, rl["stage"]
         assert "model.path=benchmarks/embedded-sft112" in rl["command"]
-        recipe = to_dict(load_config(ROOT / "recipes" / "synthetic-tiny-embedded-gspo112.yaml",
-                                     stage="rl"))  # fmt: skip
+        recipe = to_dict(load_config(ROOT / "recipes" / _build_script().GSPO112, stage="rl"))
         assert _portable(rl["config"]) == _portable(recipe)
         world = kept["world"]
         record = json.loads((KEPT_SFT112 / "build.json").read_text())
