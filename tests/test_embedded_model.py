@@ -232,7 +232,7 @@ def test_a_build_record_totals_the_timed_steps_and_names_the_others(card: dict[s
     assert build.total_wall({}) == (0.0, [])
     total, untimed = build.total_wall(card["build"]["steps"])
     assert card["build"]["wall_s"] == total
-    assert card["build"].get("untimed_steps", []) == untimed
+    assert card["build"]["untimed_steps"] == untimed
 
 
 def test_a_build_refuses_a_kept_checkpoint_that_is_not_an_sft_stage(
