@@ -8,7 +8,8 @@ synthetic world asks the first question of that task exactly as the demo does
 task it prints:
 
 - ``right``: the answer is right by the task's rule: the option letter (MCQ; the temporal MCQ
-  also needs the span's tIoU >= 0.5), the span's tIoU >= 0.5 (temporal QA), the synthetic
+  reads it after ``Correct Option:``, as its reward does and its training answers write it,
+  and also needs the span's tIoU >= 0.5), the span's tIoU >= 0.5 (temporal QA), the synthetic
   world's What judge (:func:`o3video.eval.judge.exact_match`; free-form);
 - ``on_object``: of the answer's timed claims, the share whose best box has IoU >= 0.5 with
   the named object's true box at the world frame nearest the claimed time (an unknown name or
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -53,7 +55,10 @@ def is_right(task: str, answer: str | None, truth: Any) -> bool:
 
     >>> is_right("temporal QA", "From <t>1.0</t>s to <t>3.0</t>s", [1.0, 2.5])
     True
-    >>> is_right("temporal QA (MCQ)", "B\\nFrom <t>0.0</t>s to <t>1.0</t>s", "B\\n[4.0, 5.0]")
+    >>> span = "From <t>4.0</t>s to <t>5.0</t>s."
+    >>> is_right("temporal QA (MCQ)", span + "\\nCorrect Option: B", "B\\n[4.0, 5.0]")
+    True
+    >>> is_right("temporal QA (MCQ)", span + "\\nCorrect Option: A", "B\\n[4.0, 5.0]")
     False
     >>> is_right("General video QA Free-form", "yellow", "yellow")
     True
@@ -69,7 +74,13 @@ def is_right(task: str, answer: str | None, truth: Any) -> bool:
         return span is not None and interval_iou(span, (float(truth[0]), float(truth[1]))) >= 0.5
     if task in ("General video QA MCQ", "temporal QA (MCQ)"):
         letter, _, rest = str(truth).partition("\n")
-        if read_letter(answer.split("\n")[0], None) != letter.strip():
+        said = answer
+        if task == "temporal QA (MCQ)":  # "From <t>a</t>s to <t>b</t>s.\nCorrect Option: X"
+            m = re.search(r"correct\s+option\s*:", answer, re.I)
+            if m is None:
+                return False
+            said = answer[m.end() :]
+        if read_letter(said, None) != letter.strip():
             return False
         if not rest:
             return True

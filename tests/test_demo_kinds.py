@@ -16,9 +16,11 @@ def test_each_task_is_judged_by_its_own_rule() -> None:
     assert not dk.is_right("temporal QA", "soon", [1.0, 2.5])
     assert dk.is_right("General video QA MCQ", "C", "C")
     assert not dk.is_right("General video QA MCQ", "A or C", "C")
-    assert dk.is_right("temporal QA (MCQ)", f"B\n{span}", "B\n[1.0, 2.5]")
-    assert not dk.is_right("temporal QA (MCQ)", f"B\n{span}", "B\n[4.0, 5.0]")  # span off
-    assert not dk.is_right("temporal QA (MCQ)", f"A\n{span}", "B\n[1.0, 2.5]")  # letter off
+    mcq = f"{span}.\nCorrect Option: B"  # the temporal MCQ's trained answer form
+    assert dk.is_right("temporal QA (MCQ)", mcq, "B\n[1.0, 2.5]")
+    assert not dk.is_right("temporal QA (MCQ)", mcq, "B\n[4.0, 5.0]")  # span off
+    assert not dk.is_right("temporal QA (MCQ)", mcq, "A\n[1.0, 2.5]")  # letter off
+    assert not dk.is_right("temporal QA (MCQ)", f"B\n{span}", "B\n[1.0, 2.5]")  # no marker
     assert dk.is_right("temporal-spatial free-form QA", "the red circle", "the red circle")
     assert not dk.is_right("temporal-spatial free-form QA", "the red square", "the red circle")
     assert not dk.is_right("General video QA Free-form", None, "yellow")
