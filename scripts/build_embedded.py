@@ -40,6 +40,11 @@ embedded-experiments.md, rounds 6 to 8), from the kept SFT stage ``benchmarks/em
 With ``--sft-checkpoint`` it starts from a kept model of step 4 (``benchmarks/
 embedded-sft112/``) and runs step 5 and the evaluations only.
 
+``--recipe tower112-long`` adds SFT rounds between steps 4 and 5 (:data:`LONG_ROUNDS`: the
+same recipe for 600 steps on new worlds with the naming questions, each from the one before;
+round 14 of the experiments log), and the RL stage and the SFT row start from the last of
+them.
+
     python scripts/build_embedded.py --out runs/embedded --install
     python scripts/build_embedded.py --recipe tower112 --out runs/e112 --threads 2
     python scripts/build_embedded.py --recipe tower112 --out runs/e112-rl \\
@@ -69,6 +74,11 @@ TOWER_SCRIPT = ROOT / "benchmarks" / "tower_pretrain.py"
 KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
 SFT112 = "synthetic-tiny-embedded-sft112.yaml"
 GSPO112 = "synthetic-tiny-embedded-gspo112.yaml"
+LONG_ROUNDS = (("sft-c", 9),)
+"""``--recipe tower112-long``: the SFT rounds added after ``tower112``'s last one, each
+(step name, world seed), :data:`LONG_STEPS` steps of the same recipe with the naming
+questions, each from the one before (benchmarks/embedded-experiments.md, round 14)."""
+LONG_STEPS = 600
 RL_CORPUS = (600, 5000)
 """(videos, seed) of the corpus whose V-STaR protocol records are ``tower112``'s RL data."""
 PACKAGE_MODEL = ROOT / "src" / "o3video" / "embedded" / "model"
@@ -255,7 +265,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
                 "from": str(card),
             }
 
-    gspo, sft = out / "gspo" / "final", out / "sft" / "final"
+    gspo, sft = out / "gspo" / "final", out / last_sft(args.recipe) / "final"
     heldout = out / "heldout"
 
     def heldout_corpus(world_of: Path) -> None:
@@ -263,7 +273,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
                    "--seed", str(args.heldout_seed), "--world-of", str(world_of))  # fmt: skip
         step("heldout", argv, heldout / "vstar.json")
 
-    if args.recipe == "tower112":
+    if args.recipe in ("tower112", "tower112-long"):
         tower112(args, out, step, trained, heldout_corpus, record)
     else:
         if args.sft_checkpoint is not None:
@@ -287,7 +297,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "eval",
             "vstar-baseline",
             "--train",
-            str(out / "sft" / "data"),
+            str(out / last_sft(args.recipe) / "data"),
             "--data",
             str(heldout),
             "--out",
@@ -338,7 +348,19 @@ KEPT_STAGES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("sft-a", "sft"), ("tower-token", "tower"), ("tower-world", "tower"),
                  ("sft-b", "sft"), ("sft", "sft")),
 }  # fmt: skip
+KEPT_STAGES["tower112-long"] = KEPT_STAGES["tower112"] + tuple(
+    (name, "sft") for name, _ in LONG_ROUNDS
+)
 """(step name, ``training`` stage) of each entry on a kept SFT-stage card, per ``--recipe``."""
+
+
+def last_sft(recipe: str) -> str:
+    """The step whose model the RL stage starts from (and the SFT row is scored on).
+
+    >>> last_sft("tower112"), last_sft("tower112-long")
+    ('sft', 'sft-c')
+    """
+    return LONG_ROUNDS[-1][0] if recipe == "tower112-long" else "sft"
 
 
 def keep_sft(
@@ -363,11 +385,11 @@ def keep_sft(
             f"{card_path}: not an SFT-stage card of --recipe {recipe} (its training stages are "
             f"{stages}, not {expected})"
         )
-    final = out / "sft" / "final"
+    final = out / last_sft(recipe) / "final"
     if not final.exists():
         install(checkpoint, final)
     synth = entries[-1]["config"]["data"]["synth"]
-    data = out / "sft" / "data"
+    data = out / last_sft(recipe) / "data"
     argv = cli("data", "synth", "--out", str(data), "--n", str(scaled(synth["n"], scale)),
                "--seed", str(synth["seed"]), "--world-of", str(final))  # fmt: skip
     step("sft-data", argv, data / "stgr_rl.json")
@@ -387,10 +409,11 @@ def tower112(
     heldout_corpus: Callable[[Path], None],
     record: dict[str, Any],
 ) -> None:
-    """The steps of ``--recipe tower112`` up to the RL stage (module docstring)."""
+    """The steps of ``--recipe tower112`` (and ``tower112-long``) up to the RL stage (module
+    docstring)."""
     scale = args.scale
     sft_recipe, rl_recipe = RECIPES / SFT112, RECIPES / GSPO112
-    sft = out / "sft"
+    sft = out / last_sft(args.recipe)
 
     def tower(name: str, source: Path, steps: int, *extra: str) -> None:
         argv = [sys.executable, str(TOWER_SCRIPT), str(source), str(out / name), "--side",
@@ -404,9 +427,13 @@ def tower112(
             record["steps"][name] = {"command": entry["command"], "wall_s": entry["wall_s"],
                                      "from": str(card)}  # fmt: skip
 
-    def sft_round(name: str, start: Path, *extra: str) -> None:
+    def sft_round(name: str, start: Path, *extra: str, steps: int | None = None) -> None:
+        shorter = scale_overrides(sft_recipe, scale)
+        if steps is not None:  # this round's own step count, scaled, for the recipe's
+            shorter = [o for o in shorter if not o.startswith("max_steps=")]
+            shorter.append(f"max_steps={scaled(steps, scale)}")
         argv = cli("train", "sft", "--config", str(sft_recipe), f"output_dir={out / name}",
-                   f"model.path={start}", *extra, *scale_overrides(sft_recipe, scale))  # fmt: skip
+                   f"model.path={start}", *extra, *shorter)  # fmt: skip
         trained(name, argv)
 
     if args.sft_checkpoint is None:
@@ -417,8 +444,14 @@ def tower112(
         sft_round("sft-b", out / "tower-world")
         sft_round("sft", out / "sft-b" / "final", "data.synth.seed=8",
                   "data.synth.world.naming_qa=true")  # fmt: skip
+        if args.recipe == "tower112-long":
+            start = out / "sft" / "final"
+            for name, seed in LONG_ROUNDS:
+                sft_round(name, start, f"data.synth.seed={seed}",
+                          "data.synth.world.naming_qa=true", steps=LONG_STEPS)  # fmt: skip
+                start = out / name / "final"
     else:
-        keep_sft(args.sft_checkpoint, out, scale, step, record, "tower112")
+        keep_sft(args.sft_checkpoint, out, scale, step, record, args.recipe)
     n, seed = RL_CORPUS
     rl_data = out / "rl-data"
     argv = cli("data", "synth", "--out", str(rl_data), "--n", str(scaled(n, scale)), "--seed",
@@ -472,10 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--recipe",
-        choices=("shipped", "tower112"),
+        choices=("shipped", "tower112", "tower112-long"),
         default="shipped",
         help="shipped: the three recipes of the shipped model (56x56 frames); tower112: the "
-        "tower stages, SFT and GSPO at 112x112 frames",
+        "tower stages, SFT and GSPO at 112x112 frames; tower112-long: tower112 with more SFT "
+        "rounds on new worlds before GSPO",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads per step")
     parser.add_argument(

@@ -23,6 +23,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -384,3 +385,80 @@ def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
     assert record["scores"]["heldout"]["seed"] not in {e.get("data_seed") for e in entries}
     assert all((KEPT_SFT112 / name).is_file() for name in build.MODEL_FILES)
     assert sum(p.stat().st_size for p in KEPT_SFT112.iterdir()) <= 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_the_long_112_recipe_adds_sft_rounds_and_starts_rl_from_the_last(
+    tmp_path: Path, scale: float
+) -> None:
+    """``--recipe tower112-long``: after ``tower112``'s last SFT round, each round of
+    ``LONG_ROUNDS`` continues the one before on its own world seed with the naming questions,
+    for ``LONG_STEPS`` steps (scaled like the recipe's), and the RL stage starts from the last.
+    The steps are recorded, not run."""
+    build = _build_script()
+    out = tmp_path / "b"
+    for corpus in ("rl-data", "heldout"):  # what the RL step reads its V-STaR records from
+        (out / corpus).mkdir(parents=True)
+        (out / corpus / "stgr_rl.json").write_text(json.dumps([{"task": "V-STaR protocol"}]))
+    ran: dict[str, list[str]] = {}
+    record: dict[str, Any] = {"steps": {}}
+
+    def step(name: str, argv: list[str], done: Path | None = None) -> None:
+        ran[name] = argv
+        record["steps"][name] = {}
+
+    args = SimpleNamespace(recipe="tower112-long", scale=scale, sft_checkpoint=None)
+    build.tower112(args, out, step, step, lambda world: None, record)
+    names = [name for name, _ in build.LONG_ROUNDS]
+    trainings = [n for n in ran if n.startswith("sft") or n == "gspo"]
+    assert trainings == ["sft-a", "sft-b", "sft", *names, "gspo"]
+    start = out / "sft" / "final"
+    for name, seed in build.LONG_ROUNDS:
+        argv = ran[name]
+        assert f"model.path={start}" in argv and f"data.synth.seed={seed}" in argv
+        assert "data.synth.world.naming_qa=true" in argv
+        steps = [a for a in argv if a.startswith(("max_steps=", "sft.max_steps="))]
+        assert steps == [f"max_steps={build.scaled(build.LONG_STEPS, scale)}"]
+        config = load_config(ROOT / "recipes" / build.SFT112, argv[argv.index("--config") + 2 :],
+                             stage="sft")  # fmt: skip
+        assert config.sft.max_steps == build.scaled(build.LONG_STEPS, scale)
+        start = out / name / "final"
+    assert f"model.path={start}" in ran["gspo"]
+    assert build.last_sft("tower112-long") == names[-1] and build.last_sft("tower112") == "sft"
+    assert build.KEPT_STAGES["tower112-long"][-len(names) :] == tuple((n, "sft") for n in names)
+
+
+def test_the_kept_long_112_checkpoint_is_the_112_stage_plus_its_rounds() -> None:
+    """``benchmarks/embedded-sft112-long/``: the last SFT round of ``--recipe tower112-long``.
+    Its card is ``embedded-sft112``'s, every entry unchanged, plus one entry per round of
+    ``LONG_ROUNDS``: the SFT recipe's resolved config on that round's world seed with the
+    naming questions, for ``LONG_STEPS`` steps; ``build.json`` has its weights' SHA-256, its
+    held-out scores and the GSPO112 recipe's run from it."""
+    build = _build_script()
+    folder = ROOT / "benchmarks" / "embedded-sft112-long"
+    kept, base = read_card(folder), read_card(KEPT_SFT112)
+    assert kept is not None and base is not None
+    entries = kept["training"]
+    stages = [stage for _, stage in build.KEPT_STAGES["tower112-long"]]
+    assert [e["stage"] for e in entries] == stages
+    assert entries[: len(base["training"])] == base["training"]
+    recipe = to_dict(load_config(ROOT / "recipes" / build.SFT112, stage="sft"))
+    added = entries[len(base["training"]) :]
+    for entry, (_, seed) in zip(added, build.LONG_ROUNDS, strict=True):
+        want = _portable(recipe)
+        want["data"]["synth"]["seed"] = seed
+        want["data"]["synth"]["world"] = {**want["data"]["synth"]["world"], "naming_qa": True}
+        want["sft"]["max_steps"] = build.LONG_STEPS
+        assert _portable(entry["config"]) == want
+        assert entry["steps"] == build.LONG_STEPS and entry["git_commit"]
+    assert "model.path=benchmarks/embedded-sft112" in added[0]["command"]
+    record = json.loads((folder / "build.json").read_text())
+    assert record["recipe"] == "tower112-long"
+    assert build.weights_sha256(folder) == record["sft_sha256"]
+    for row in ("sft", "sft+gspo", "constant baseline"):
+        assert set(METRICS) <= set(record["scores"][row]), row
+    gspo = record["steps"]["gspo"]["command"]
+    assert gspo[:4] == ["train", "rl", "--config", f"recipes/{build.GSPO112}"]
+    assert "rl.seed=0" in gspo
+    assert all((folder / name).is_file() for name in build.MODEL_FILES)
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 20 * 1024 * 1024
