@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -65,6 +64,7 @@ def is_right(task: str, answer: str | None, truth: Any) -> bool:
     """
     from o3video.eval.judge import exact_match
     from o3video.protocols.readers import read_letter
+    from o3video.rewards.answer import after_correct_option
 
     if answer is None:
         return False
@@ -74,13 +74,9 @@ def is_right(task: str, answer: str | None, truth: Any) -> bool:
         return span is not None and interval_iou(span, (float(truth[0]), float(truth[1]))) >= 0.5
     if task in ("General video QA MCQ", "temporal QA (MCQ)"):
         letter, _, rest = str(truth).partition("\n")
-        said = answer
-        if task == "temporal QA (MCQ)":  # "From <t>a</t>s to <t>b</t>s.\nCorrect Option: X"
-            m = re.search(r"correct\s+option\s*:", answer, re.I)
-            if m is None:
-                return False
-            said = answer[m.end() :]
-        if read_letter(said, None) != letter.strip():
+        # the temporal MCQ answers "From <t>a</t>s to <t>b</t>s.\nCorrect Option: X"
+        said = after_correct_option(answer) if task == "temporal QA (MCQ)" else answer
+        if said is None or read_letter(said, None) != letter.strip():
             return False
         if not rest:
             return True
@@ -103,12 +99,34 @@ def on_object(evidence: Sequence[Any], gt: dict[str, Any]) -> list[bool]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def ask_scored(
+    clip: Any, task: str, question: str, truth: Any, gt: dict[str, Any], backend: Any,
+    max_new_tokens: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Ask ``question`` about ``clip`` as the demo does (greedy, the task's preset) and score
+    the reply against ``truth`` and the video's ground truth ``gt``: one row of ``--json``."""
     from o3video.ask import ask
+    from o3video.prompts import task_for_stgr
+
+    answer = ask(clip, question, model=backend, task=task_for_stgr(task),
+                 max_new_tokens=max_new_tokens)  # fmt: skip
+    hits = on_object(answer.evidence, gt)
+    return {
+        "task": task,
+        "question": question,
+        "truth": truth,
+        "text": answer.text,
+        "right": is_right(task, answer.trace.answer, truth),
+        "claims": len(hits),
+        "on_object": sum(hits),
+        "valid": not answer.trace.kinds and answer.trace.answer is not None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     from o3video.data.synthetic import synthesize
     from o3video.models.card import VideoSettings, video_settings_for
     from o3video.models.load import load_backend
-    from o3video.prompts import task_for_stgr
     from o3video.train.card import world_of
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -145,27 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if record is None:
                 continue
-            answer = ask(
-                clip,
-                record["question"],
-                model=backend,
-                task=task_for_stgr(task),
-                max_new_tokens=args.max_new_tokens,
-            )
-            hits = on_object(answer.evidence, gt)
-            rows.append(
-                {
-                    "video": path.stem,
-                    "task": task,
-                    "question": record["question"],
-                    "truth": record["answer"],
-                    "text": answer.text,
-                    "right": is_right(task, answer.trace.answer, record["answer"]),
-                    "claims": len(hits),
-                    "on_object": sum(hits),
-                    "valid": not answer.trace.kinds and answer.trace.answer is not None,
-                }
-            )
+            row = ask_scored(clip, task, record["question"], record["answer"], gt, backend,
+                             args.max_new_tokens)  # fmt: skip
+            rows.append({"video": path.stem, **row})
     seconds = time.perf_counter() - t0
     print(f"{args.model}: {len(rows)} questions on {args.n_videos} videos (seed {args.seed}), "
           f"{seconds:.0f} s")  # fmt: skip

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_kinds import VIDEO_TASKS, is_right, on_object  # type: ignore[import-not-found]
+from demo_kinds import VIDEO_TASKS, ask_scored, is_right  # type: ignore[import-not-found]
 
 
 def template(question: str, colours: Sequence[str], shapes: Sequence[str]) -> str:
@@ -99,13 +99,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from o3video.ask import ask
     from o3video.data.synthetic import synthesize
     from o3video.embedded import embedded_model_dir
     from o3video.evidence import parse_trace
     from o3video.models.card import VideoSettings, video_settings_for
     from o3video.models.load import load_backend
-    from o3video.prompts import task_for_stgr
     from o3video.train.card import world_of
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -145,15 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         clip = video.sample(work / "videos" / f"{vid}.mp4", factor=backend.family.factor)
         for task, questions in questions_of(args.seed, index, cfg).items():
             for q in questions:
-                answer = ask(clip, q.question, model=backend, task=task_for_stgr(task),
-                             max_new_tokens=args.max_new_tokens)  # fmt: skip
-                hits = on_object(answer.evidence, gt)
-                rows.append({
-                    "video": vid, "task": task, "question": q.question, "truth": q.answer,
-                    "template": template(q.question, cfg.colours, cfg.shapes),
-                    "text": answer.text, "right": is_right(task, answer.trace.answer, q.answer),
-                    "claims": len(hits), "on_object": sum(hits),
-                })  # fmt: skip
+                row = ask_scored(clip, task, q.question, q.answer, gt, backend,
+                                 args.max_new_tokens)  # fmt: skip
+                tpl = template(q.question, cfg.colours, cfg.shapes)
+                rows.append({"video": vid, "template": tpl, **row})
         print(f"  video {index + 1}/{args.n_videos}: {len(rows)} questions, "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
     print(f"{model}: {len(rows)} questions on {args.n_videos} videos (seed {args.seed}), "

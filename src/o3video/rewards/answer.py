@@ -250,6 +250,19 @@ def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") ->
     return 0.0
 
 
+def after_correct_option(answer: str) -> str | None:
+    """The temporal MCQ's letter part: the text after ``Correct Option:`` (any case), or
+    ``None`` without that marker.
+
+    >>> after_correct_option("From <t>1</t>s to <t>3</t>s.\\nCorrect Option: B")
+    ' B'
+    >>> after_correct_option("B") is None
+    True
+    """
+    m = _CORRECT_OPTION.search(answer)
+    return None if m is None else answer[m.end() :]
+
+
 def _score(
     text: str, kind: RewardKind, get: Callable[[str], Any], vstar_what: str = "rouge"
 ) -> float:
@@ -263,9 +276,9 @@ def _score(
     if kind == "temporal":
         return span_score(answer, get("answer_span_s"))
     if kind == "temporal_mcq":
-        m = _CORRECT_OPTION.search(answer)
+        said = after_correct_option(answer)
         options = _options(get("options"))
-        letter = letter_score(answer[m.end() :], get("answer_letter"), options) if m else 0.0
+        letter = letter_score(said, get("answer_letter"), options) if said is not None else 0.0
         return (letter + span_score(answer, get("answer_span_s"))) / 2
     if kind == "vstar":
         return _vstar(answer, get, vstar_what)
