@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_kinds import VIDEO_TASKS, ask_scored, is_right  # type: ignore[import-not-found]
 
@@ -64,15 +62,12 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def questions_of(seed: int, index: int, cfg: Any) -> dict[str, list[Any]]:
     """Every question of each video task of video ``index`` of the corpus ``synthesize``
-    draws with ``seed`` and world ``cfg``: the same world and question writer it used, so
-    its picked records are the first of each list."""
-    from o3video.data.questions import QuestionWriter
-    from o3video.data.synthetic import world_seed
-    from o3video.data.world import render_world
+    draws with ``seed`` and world ``cfg`` (:func:`o3video.data.synthetic.video_questions`)."""
+    from o3video.data.synthetic import video_questions
 
-    s = world_seed(seed, index)
-    writer = QuestionWriter(render_world(s, cfg), np.random.default_rng([s, 1]))
-    return {task: qs for task, qs in writer.all().items() if task in VIDEO_TASKS}
+    return {
+        task: qs for task, qs in video_questions(seed, index, cfg).items() if task in VIDEO_TASKS
+    }
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
@@ -96,6 +91,33 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         out.append(f"| {task} | {tpl} | {len(rs)} | {k / len(rs):.2f} [{lo:.2f}, {hi:.2f}] "
                    f"| {share:.2f} ({claims}) | {both:.2f} |")  # fmt: skip
     return "\n".join(out)
+
+
+def demo_picks(rows: Sequence[dict[str, Any]]) -> str:
+    """How ``o3video demo`` would fare on these videos: per video, the questions
+    :func:`o3video.cli.demo.pick_questions` picks out of that video's rows (kept in the
+    writers' order), and how many are right, and right with every box on its object."""
+    from o3video.cli.demo import pick_questions
+    from o3video.data.questions import Question
+
+    videos: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        videos.setdefault(r["video"], []).append(r)
+    asked = right = both = majority = 0
+    for rs in videos.values():
+        by_task: dict[str, list[Question]] = {}
+        for r in rs:
+            by_task.setdefault(r["task"], []).append(Question(r["task"], r["question"], "", ""))
+        row_of = {r["question"]: r for r in rs}
+        picked = [row_of[q.question] for q in pick_questions(by_task)]
+        k = sum(bool(r["right"]) for r in picked)
+        asked, right, majority = asked + len(picked), right + k, majority + (2 * k > len(picked))
+        both += sum(bool(r["right"]) and 0 < r["claims"] == r["on_object"] for r in picked)
+    return (
+        f"the demo's questions (o3video.cli.demo.pick_questions) on these {len(videos)} videos: "
+        f"{right} of {asked} right, most of a video's right on {majority}; right with every "
+        f"box on its object: {both}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             r["template"] = template(r["question"], cfg.colours, cfg.shapes)
             r["right"] = is_right(r["task"], parse_trace(r["text"]).answer, r["truth"])
         print(table(rows))
+        print(demo_picks(rows))
         return 0
 
     import tempfile
@@ -152,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{model}: {len(rows)} questions on {args.n_videos} videos (seed {args.seed}), "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     print(table(rows))
+    print(demo_picks(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

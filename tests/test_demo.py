@@ -64,3 +64,35 @@ def test_embedded_model_dir_is_inside_the_package() -> None:
     assert MODEL_DIR.parent.name == "embedded" and MODEL_DIR.parent.parent.name == "o3video"
     if (MODEL_DIR / "model.safetensors").is_file():
         assert embedded_model_dir() == MODEL_DIR
+
+
+def test_the_demo_asks_the_best_kinds_the_video_has_then_fills_from_the_tasks() -> None:
+    from o3video.cli.demo import QUESTIONS, pick_questions
+    from o3video.data.questions import Question
+
+    def q(task: str, text: str, answer: str = "x") -> Question:
+        return Question(task, text, answer, "")
+
+    free, temporal = "General video QA Free-form", "temporal QA"
+    questions = {
+        free: [q(free, "What colour is the square?", "red"),
+               q(free, "How many shapes appear in the video?", "3")],
+        temporal: [q(temporal, "When does the red square stand still?"),
+                   q(temporal, "When is the red square in the scene?", "[0.0, 6.0]")],
+        "General video QA MCQ": [q("General video QA MCQ", "How many squares appear?\nA. 1")],
+    }  # fmt: skip
+    picked = pick_questions(questions)
+    # The best kinds first, whatever their place in the video's lists.
+    assert [p.question for p in picked] == [
+        "When is the red square in the scene?",
+        "How many shapes appear in the video?",
+        "What colour is the square?",
+    ]
+    assert picked[0].task == temporal and picked[0].truth == "[0.0, 6.0]"
+    assert QUESTIONS[0][1].fullmatch(picked[0].question)
+    # A video without those kinds: the first question of each fallback task, none twice.
+    only = {temporal: questions[temporal][:1], free: questions[free][:1]}
+    assert [p.question for p in pick_questions(only)] == [
+        "What colour is the square?",
+        "When does the red square stand still?",
+    ]

@@ -51,3 +51,25 @@ def test_questions_are_the_synthesized_corpus_s(tmp_path: Path) -> None:
         for r in picked:  # the corpus's record is the first candidate of its task
             first = asked[r["task"]][0]
             assert (first.question, first.answer) == (r["question"], str(r["answer"]))
+
+
+def test_demo_picks_scores_the_questions_the_demo_would_ask() -> None:
+    dq = load_benchmark("demo_questions")
+
+    def row(video: str, task: str, question: str, right: bool, claims: int, on: int) -> dict:
+        return {"video": video, "task": task, "question": question, "right": right,
+                "claims": claims, "on_object": on}  # fmt: skip
+
+    free, mcq = "General video QA Free-form", "General video QA MCQ"
+    rows = [
+        row("v0", mcq, "How many squares appear?\nA. 1", True, 1, 1),  # not a demo kind
+        row("v0", free, "How many shapes appear in the video?", True, 2, 2),
+        row("v0", free, "How many shapes can be seen in the last frame?", True, 1, 0),
+        row("v0", free, "What colour is the square?", False, 1, 1),
+        row("v1", free, "How many shapes appear in the video?", False, 1, 0),
+        row("v1", mcq, "How many circles appear?\nA. 1", True, 1, 0),  # filled in: 2 asked
+    ]
+    assert dq.demo_picks(rows) == (
+        "the demo's questions (o3video.cli.demo.pick_questions) on these 2 videos: 3 of 5 "
+        "right, most of a video's right on 1; right with every box on its object: 1"
+    )

@@ -3,14 +3,16 @@
 The default tests check the shipped folder against the repository: the weights' size, the
 card's frame budget and world, one training entry per stage whose resolved config is the
 recipe's that made it (so ``scripts/build_embedded.py --recipe R`` re-runs exactly what made
-it; the shipped model is ``--recipe tower112``: the kept SFT stage ``benchmarks/
-embedded-sft112/`` and one GSPO stage), and the scores on a held-out seed. Two ``slow``
+it; the shipped model is ``--recipe tower112-long``: the kept SFT stage ``benchmarks/
+embedded-sft112-long/`` and one GSPO stage), and the scores on a held-out seed. Two ``slow``
 tests: one re-synthesizes the held-out corpus from its seed and scores the shipped weights on
 it (about 5 minutes), which must give the card's scores; the other re-runs the whole build
-(about 5 hours on two CPU cores for ``tower112``) and compares its scores with the card's.
+(about 5 hours on two CPU cores for ``tower112``, 6 for ``tower112-long``) and compares its
+scores with the card's.
 
 ``benchmarks/embedded-sft/`` (``--recipe shipped``, the previous embedded model's first two
-stages) and ``benchmarks/embedded-sft112/`` (``--recipe tower112``) keep SFT-stage models,
+stages), ``benchmarks/embedded-sft112/`` (``--recipe tower112``) and ``benchmarks/
+embedded-sft112-long/`` (``--recipe tower112-long``) keep SFT-stage models,
 each with the record of its build (``build.json``: the weights' SHA-256, the scores of the
 SFT model and of the GSPO stage run from it); the default tests check them against the
 recipes and the records, and a third ``slow`` test re-runs the RL stage alone from each
@@ -36,6 +38,9 @@ from o3video.train.config import RunConfig, load_config, to_dict
 ROOT = Path(__file__).resolve().parents[1]
 KEPT_SFT = ROOT / "benchmarks" / "embedded-sft"
 KEPT_SFT112 = ROOT / "benchmarks" / "embedded-sft112"
+KEPT_SFT112_LONG = ROOT / "benchmarks" / "embedded-sft112-long"
+KEPT_OF = {"tower112": KEPT_SFT112, "tower112-long": KEPT_SFT112_LONG}
+"""The kept SFT stage each 112×112 build recipe's RL stage starts from."""
 STAGES = (
     ("ground", "sft", "synthetic-tiny-embedded-ground-sft.yaml"),
     ("sft", "sft", "synthetic-tiny-embedded-sft.yaml"),
@@ -112,26 +117,32 @@ def _recipe_of(card: dict[str, Any]) -> str:
     """The ``--recipe`` of ``scripts/build_embedded.py`` that built the card's model (cards
     written before the option existed are of the three 56×56 recipes, ``shipped``)."""
     recipe = card.get("build", {}).get("recipe", "shipped")
-    assert recipe in ("shipped", "tower112"), recipe
+    assert recipe in ("shipped", *KEPT_OF), recipe
     return str(recipe)
 
 
 def test_card_records_every_stage_as_its_build_recipe_says(card: dict[str, Any]) -> None:
-    """Each training entry is its recipe's resolved config. A ``tower112`` model is the kept
-    SFT stage (``benchmarks/embedded-sft112/``, every entry of its card unchanged) plus one
-    RL stage of ``synthetic-tiny-embedded-gspo112.yaml``, on seed 0, from those weights."""
-    if _recipe_of(card) == "tower112":
-        kept = read_card(KEPT_SFT112)
-        assert kept is not None, f"{KEPT_SFT112} has no o3video.json"
+    """Each training entry is its recipe's resolved config. A ``tower112`` (``tower112-long``)
+    model is the kept SFT stage (``benchmarks/embedded-sft112/`` or ``embedded-sft112-long/``,
+    every entry of its card unchanged) plus one RL stage of
+    ``synthetic-tiny-embedded-gspo112.yaml``, on seed 0, from those weights (the SHA-256 of
+    the weights it started from is the kept stage's)."""
+    recipe_name = _recipe_of(card)
+    if recipe_name in KEPT_OF:
+        folder = KEPT_OF[recipe_name]
+        kept = read_card(folder)
+        assert kept is not None, f"{folder} has no o3video.json"
         assert card["training"][:-1] == kept["training"]
         rl = card["training"][-1]
         assert rl["stage"] == "rl" and rl["seed"] == 0 and rl["steps"] > 0, rl["stage"]
-        assert "model.path=benchmarks/embedded-sft112" in rl["command"]
+        if recipe_name == "tower112":
+            assert "model.path=benchmarks/embedded-sft112" in rl["command"]
         recipe = to_dict(load_config(ROOT / "recipes" / _build_script().GSPO112, stage="rl"))
         assert _portable(rl["config"]) == _portable(recipe)
         world = kept["world"]
-        record = json.loads((KEPT_SFT112 / "build.json").read_text())
+        record = json.loads((folder / "build.json").read_text())
         assert card["build"]["sft_sha256"] == record["sft_sha256"]
+        assert _build_script().weights_sha256(folder) == record["sft_sha256"]
     else:
         _check_stages(card["training"], STAGES)
         world = card["training"][-1]["config"]["data"]["synth"]["world"]
@@ -253,14 +264,14 @@ def test_a_build_refuses_a_kept_checkpoint_that_is_not_an_sft_stage(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("kept", "recipe"),
-    [(KEPT_SFT, "shipped"), (KEPT_SFT112, "tower112")],
-    ids=["embedded-sft", "embedded-sft112"],
+    [(KEPT_SFT, "shipped"), (KEPT_SFT112, "tower112"), (KEPT_SFT112_LONG, "tower112-long")],
+    ids=["embedded-sft", "embedded-sft112", "embedded-sft112-long"],
 )
 def test_the_rl_stage_from_a_kept_sft_checkpoint_reproduces_its_record(
     kept: Path, recipe: str, tmp_path: Path
 ) -> None:
     """Only the RL stage and the evaluations again (about 25 minutes on two CPU cores for the
-    56×56 recipe, about an hour for ``tower112``): the SFT row must be the record's to about
+    56×56 recipe, about an hour for each 112×112 one): the SFT row must be the record's to about
     one item (the same weights, greedy decoding), the SFT+GSPO row within :data:`TOLERANCE`
     (sampled rollouts)."""
     record = json.loads((kept / "build.json").read_text())

@@ -81,6 +81,16 @@ def world_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def video_questions(
+    seed: int, index: int, config: WorldConfig | None = None
+) -> dict[str, list[Question]]:
+    """Every question the world's writers have, per STGR task, for video ``index`` of the
+    corpus :func:`synthesize` draws with ``seed`` and ``config``: the same world and question
+    writer it uses, so the records it picked are the first of each list."""
+    s = world_seed(seed, index)
+    return QuestionWriter(render_world(s, config), np.random.default_rng([s, 1])).all()
+
+
 # -- records and files ---------------------------------------------------------------------------
 def _record(q: Question, ask: QuestionWriter, vid: str, sft: bool) -> Record:
     w = ask.w
