@@ -88,7 +88,7 @@ def test_the_demo_asks_the_best_kinds_the_video_has_then_fills_from_the_tasks() 
         "How many shapes appear in the video?",
         "What colour is the square?",
     ]
-    assert picked[0].task == temporal and picked[0].truth == "[0.0, 6.0]"
+    assert picked[0].task == temporal and picked[0].answer == "[0.0, 6.0]"
     assert QUESTIONS[0][1].fullmatch(picked[0].question)
     # A video without those kinds: the first question of each fallback task, none twice.
     only = {temporal: questions[temporal][:1], free: questions[free][:1]}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,15 +60,6 @@ FALLBACK_TASKS = (
 each of these tasks fills the rest (in this order)."""
 
 
-@dataclass(frozen=True)
-class DemoQuestion:
-    """One question the demo asks: its STGR task, its text and the ground-truth answer."""
-
-    task: str
-    question: str
-    truth: str
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: embedded)")
     parser.add_argument("--out", type=Path, default=Path("o3video-demo"), help="output folder")
@@ -80,20 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
 
 
-def pick_questions(
-    questions: dict[str, list[Question]], n: int = NUM_QUESTIONS
-) -> list[DemoQuestion]:
+def pick_questions(questions: dict[str, list[Question]], n: int = NUM_QUESTIONS) -> list[Question]:
     """The demo's ``n`` questions out of a video's questions per STGR task
     (:func:`o3video.data.synthetic.video_questions`): one of each kind of :data:`QUESTIONS`
     the video has, best kind first, then the first question of each :data:`FALLBACK_TASKS`
     task not yet asked."""
-    out: list[DemoQuestion] = []
-    asked: set[str] = set()
+    out: list[Question] = []
 
-    def add(task: str, q: Question) -> None:
-        if len(out) < n and q.question not in asked:
-            out.append(DemoQuestion(task, q.question, str(q.answer)))
-            asked.add(q.question)
+    def add(q: Question) -> None:
+        if len(out) < n and all(q.question != o.question for o in out):
+            out.append(q)
 
     for task, pattern in QUESTIONS:
         found = next(
@@ -101,10 +87,10 @@ def pick_questions(
             None,
         )
         if found is not None:
-            add(task, found)
+            add(found)
     for task in FALLBACK_TASKS:
         for q in questions.get(task, [])[:1]:
-            add(task, q)
+            add(q)
     return out
 
 
@@ -147,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print()
         print_answer(answer)
-        print(f"ground truth: {item.truth}")
+        print(f"ground truth: {item.answer}")
         animation = None if args.animation == "none" else args.animation
         paths = write_outputs(answer, out / f"q{k}", animation=animation)
         reports.append(paths["report"])

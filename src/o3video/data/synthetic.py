@@ -88,7 +88,12 @@ def video_questions(
     corpus :func:`synthesize` draws with ``seed`` and ``config``: the same world and question
     writer it uses, so the records it picked are the first of each list."""
     s = world_seed(seed, index)
-    return QuestionWriter(render_world(s, config), np.random.default_rng([s, 1])).all()
+    return question_writer(render_world(s, config), s).all()
+
+
+def question_writer(world: World, seed: int) -> QuestionWriter:
+    """The question writer :func:`synthesize` uses for the world drawn from ``seed``."""
+    return QuestionWriter(world, np.random.default_rng([seed, 1]))
 
 
 # -- records and files ---------------------------------------------------------------------------
@@ -155,7 +160,7 @@ def _make_video(job: tuple[Path, int, int, WorldConfig]) -> tuple[list[Record], 
     frames = list(render_frames(world))
     write_video(world, out / "videos" / f"{vid}.mp4", frames)
     (out / "gt" / f"{vid}.json").write_text(json.dumps(ground_truth(world)) + "\n")
-    ask = QuestionWriter(world, np.random.default_rng([seed, 1]))
+    ask = question_writer(world, seed)
     picked = [(qs[0], qs[1 % len(qs)]) for qs in ask.all().values()]
     media: dict[str, int] = {}
     for q in (q for pair in picked for q in pair):
