@@ -340,6 +340,6 @@ def test_span_round_trip(start_s: float, end_s: float) -> None:
 )
 def test_linear_time_on_long_garbage(text: str) -> None:
     assert len(text) >= 200_000
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: other processes' load does not count
     check_invariants(text)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0

@@ -195,9 +195,9 @@ def test_animation_is_fast_enough(tmp_path: Path) -> None:
     text = f"<think>{claims} {'word ' * 60}</think><answer>B</answer>"
     assert len(text) > 1000
     a = make_answer(text, clip=make_clip(times, noise=True), question="What happens?")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes' load does not count
     write_animation(a, tmp_path / "e.gif")
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 @pytest.mark.parametrize("text", ["", "just words", "<think><obj>x</obj> <box>[1,2]</box>"])
