@@ -138,6 +138,31 @@ def test_sft_labels_only_the_assistant_reply_and_step_changes_weights(
     assert _changed(before, trainer.model) > 0
 
 
+def test_freeze_vision_keeps_the_tower_and_trains_the_rest(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """``model.freeze_vision``: after SFT steps every ``model.visual`` weight is as loaded,
+    and the language model's weights moved."""
+    from o3video.train.sft import build_sft_trainer
+
+    cfg = _config("sft", synth_dir, tiny_dir, tmp_path, "sft.max_steps=2",
+                  "sft.gradient_checkpointing=false", "model.freeze_vision=true")  # fmt: skip
+    trainer = build_sft_trainer(cfg)
+    before = _params(trainer.model)
+    trainer.train()
+    moved = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
+    tower = {n for n, _ in trainer.model.named_parameters() if n.startswith("model.visual.")}
+    assert tower and not moved & tower
+    assert any(n.startswith("model.language_model.") for n in moved)
+
+
+def test_freeze_vision_is_refused_with_vision_adapters() -> None:
+    from o3video.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.freeze_vision with model\.lora\.vision"):
+        load_config(None, ["model.freeze_vision=true", "model.lora.vision=true"], stage="sft")
+
+
 def _reward(completions: list[Any], **columns: Any) -> list[float]:
     """A trivial reward: length of the completion text mod 5 (varies across a group)."""
     texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]

@@ -91,7 +91,8 @@ class ModelConfig:
 
     ``lora`` trains LoRA adapters only (:class:`LoraConfig`); ``quantization`` (``4bit`` or
     ``8bit``, with ``lora``: QLoRA) loads the frozen base's language-model layers quantized
-    by bitsandbytes (CUDA only)."""
+    by bitsandbytes (CUDA only). ``freeze_vision`` trains everything but the vision tower
+    and its merger (``model.visual``), which keep the weights they were loaded with."""
 
     path: str = "tiny:0"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -99,6 +100,7 @@ class ModelConfig:
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     lora: LoraConfig | None = None
     quantization: Literal["4bit", "8bit"] | None = None
+    freeze_vision: bool = False
 
 
 @dataclass
@@ -315,6 +317,11 @@ def load_config(
         raise ConfigError(
             f"model.quantization {config.model.quantization!r} needs model.lora: a quantized "
             "base is frozen, only LoRA adapters can train on it (QLoRA)"
+        )
+    if config.model.freeze_vision and config.model.lora is not None and config.model.lora.vision:
+        raise ConfigError(
+            "model.freeze_vision with model.lora.vision: the vision tower cannot be frozen and "
+            "get adapters; drop one of them"
         )
     if config.data.synth is not None:
         config.data.synth.world_config()  # unknown or bad world fields fail here, not mid-run

@@ -110,7 +110,24 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
         processor = AutoProcessor.from_pretrained(source)
     except OSError as e:
         raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
+    if model.freeze_vision:
+        freeze_vision_tower(policy)
     return policy, processor
+
+
+def freeze_vision_tower(policy: Any) -> int:
+    """Stop training the vision tower and its merger (``model.visual``): the number of
+    parameters frozen. The language model, its embeddings and head still train."""
+    tower = getattr(getattr(policy, "model", None), "visual", None)
+    if tower is None:
+        raise ConfigError(
+            f"model.freeze_vision: {type(policy).__name__} has no vision tower (model.visual)"
+        )
+    frozen = 0
+    for p in tower.parameters():
+        p.requires_grad_(False)
+        frozen += p.numel()
+    return frozen
 
 
 def check_attention(name: str) -> None:
