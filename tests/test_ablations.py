@@ -286,8 +286,7 @@ else:
     out.mkdir(parents=True)
     (out / "scores.json").write_text(json.dumps({"scores": {"mam": 0.5, "mlgm": 0.6}}))
 with log.open("a") as f:
-    f.write(json.dumps({"args": args, "start": start, "end": time.time(), "peers": peers})
-            + "\\n")
+    f.write(json.dumps({"args": args, "peers": peers}) + "\\n")
 me.unlink()
 """
 

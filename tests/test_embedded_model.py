@@ -88,15 +88,16 @@ def _added_since(
     return tuple(added)
 
 
-def _as_recorded(config: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
-    """``want`` (a portable resolved config) without the fields added to the config since
-    ``config`` was recorded: the card lacks them, and ``want`` must leave each at its default
-    (then the recorded run is what ``want`` says today)."""
-    newer = _added_since(_portable(config), want, _portable(to_dict(RunConfig())))
-    out = json.loads(json.dumps(want))
+def _assert_recorded(config: dict[str, Any], want: dict[str, Any], what: str = "") -> None:
+    """The recorded resolved ``config`` is ``want`` (a portable resolved config), but for the
+    fields added to the config since it was recorded: the card lacks them, and ``want`` must
+    leave each at its default (then the recorded run is what ``want`` says today)."""
+    recorded = _portable(config)
+    newer = _added_since(recorded, want, _portable(to_dict(RunConfig())))
+    expected = json.loads(json.dumps(want))
     for section, key in newer:
-        out[section].pop(key)
-    return out
+        expected[section].pop(key)
+    assert recorded == expected, what
 
 
 def test_weights_are_small_and_complete() -> None:
@@ -114,10 +115,7 @@ def _check_stages(stages: list[dict[str, Any]], recipes: tuple[tuple[str, str, s
         assert entry["wall_s"] >= entry["train_runtime_s"], name
         assert entry["git_commit"], name
         shipped = to_dict(load_config(ROOT / "recipes" / recipe, stage=stage))
-        recorded = _portable(entry["config"])
-        assert recorded == _as_recorded(entry["config"], _portable(shipped)), (
-            f"{name}: not {recipe}"
-        )
+        _assert_recorded(entry["config"], _portable(shipped), f"{name}: not {recipe}")
 
 
 def _recipe_of(card: dict[str, Any]) -> str:
@@ -145,7 +143,7 @@ def test_card_records_every_stage_as_its_build_recipe_says(card: dict[str, Any])
         if recipe_name == "tower112":
             assert "model.path=benchmarks/embedded-sft112" in rl["command"]
         recipe = to_dict(load_config(ROOT / "recipes" / _build_script().GSPO112, stage="rl"))
-        assert _portable(rl["config"]) == _as_recorded(rl["config"], _portable(recipe))
+        _assert_recorded(rl["config"], _portable(recipe))
         world = kept["world"]
         record = json.loads((folder / "build.json").read_text())
         assert card["build"]["sft_sha256"] == record["sft_sha256"]
@@ -386,9 +384,7 @@ def test_the_kept_112_checkpoint_is_what_its_recipes_and_record_say() -> None:
         if i == len(rounds) - 1:
             want["data"]["synth"]["seed"] = 8
             want["data"]["synth"]["world"] = {**want["data"]["synth"]["world"], "naming_qa": True}
-        assert _portable(entry["config"]) == _as_recorded(entry["config"], want), (
-            f"SFT round {i + 1}"
-        )
+        _assert_recorded(entry["config"], want, f"SFT round {i + 1}")
         assert entry["steps"] == recipe["sft"]["max_steps"] and entry["git_commit"]
     towers = [e for e in entries if e["stage"] == "tower"]
     assert [t["steps"] for t in towers] == [800, 1000, 1000]
@@ -469,7 +465,7 @@ def test_the_kept_long_112_checkpoint_is_the_112_stage_plus_its_rounds() -> None
         want["data"]["synth"]["seed"] = seed
         want["data"]["synth"]["world"] = {**want["data"]["synth"]["world"], "naming_qa": True}
         want["sft"]["max_steps"] = build.LONG_STEPS
-        assert _portable(entry["config"]) == _as_recorded(entry["config"], want)
+        _assert_recorded(entry["config"], want)
         assert entry["steps"] == build.LONG_STEPS and entry["git_commit"]
     assert "model.path=benchmarks/embedded-sft112" in added[0]["command"]
     record = json.loads((folder / "build.json").read_text())

@@ -115,19 +115,15 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
     return policy, processor
 
 
-def freeze_vision_tower(policy: Any) -> int:
-    """Stop training the vision tower and its merger (``model.visual``): the number of
-    parameters frozen. The language model, its embeddings and head still train."""
+def freeze_vision_tower(policy: Any) -> None:
+    """Stop training the vision tower and its merger (``model.visual``). The language model,
+    its embeddings and head still train."""
     tower = getattr(getattr(policy, "model", None), "visual", None)
     if tower is None:
         raise ConfigError(
             f"model.freeze_vision: {type(policy).__name__} has no vision tower (model.visual)"
         )
-    frozen = 0
-    for p in tower.parameters():
-        p.requires_grad_(False)
-        frozen += p.numel()
-    return frozen
+    tower.requires_grad_(False)
 
 
 def check_attention(name: str) -> None:
