@@ -369,6 +369,34 @@ def test_the_what_reward_can_be_the_synthetic_judge(media: Path) -> None:
         build_rewards({"answer": {"vstar_what": "bleu"}})
 
 
+@pytest.mark.parametrize(
+    ("reference", "answer", "expected"),
+    [
+        ("the red circle", "It is the red circle.", 1.0),
+        ("the red circle", "the blue circle", 0.5),  # the shape's half
+        ("the red circle", "the red square", 0.5),  # the colour's half
+        ("the red circle", "the blue square", 0.0),
+        ("the red circle", "the red or blue circle", 0.5),  # a hedged colour earns nothing
+        ("the red circle", "the red circle or square", 0.5),  # nor does a hedged shape
+        ("the red circle", "the circle", 0.5),
+        ("the red circle", "", 0.0),
+        ("the dog", "It is the dog.", 1.0),  # not a synthetic name: the exact rule
+        ("the dog", "the cat", 0.0),
+    ],
+)
+def test_the_what_reward_can_pay_colour_and_shape_apart(
+    reference: str, answer: str, expected: float
+) -> None:
+    """``answer: {vstar_what: parts}``: on a synthetic object's name the colour and the shape
+    earn half each, a hedge earns nothing for the hedged part, and a reference that is not
+    such a name is scored by the exact rule."""
+    from o3video.rewards.registry import build_rewards
+
+    (reward,), _ = build_rewards({"answer": {"vstar_what": "parts"}})
+    columns = {"task": ["V-STaR protocol"], "generation": ["what"], "answer": [reference]}
+    assert reward([f"<think></think><answer>{answer}</answer>"], **columns) == [expected]
+
+
 def test_the_what_reward_can_be_left_out(media: Path) -> None:
     """``answer: {vstar_what: none}``: What answers, right or wrong, earn 0.0 (their prompts
     then train only through the KL term); When and Where are scored as before."""

@@ -25,6 +25,11 @@
   (:func:`make_answer_reward`) 1.0 exactly when the synthetic world's What judge
   (:func:`o3video.eval.judge.exact_match`) rates the answer right: ROUGE pays "the blue
   circle" 0.44 for "the white circle", which that metric counts wrong; with
+  ``vstar_what="parts"`` a What answer whose reference is a synthetic object's name
+  ("the red circle") earns 0.5 for the colour and 0.5 for the shape, each only when the
+  answer names exactly one colour (one shape) of the world and it is the reference's, so a
+  half-right answer is paid half and a hedge ("red or blue circle") is not paid for that
+  part; a reference that is not such a name is scored by the ``exact`` rule; with
   ``vstar_what="none"`` every What answer earns 0.0, so a group of What completions has no
   advantage and its prompts train only through the KL term (an anchor that holds What to the
   reference model while the other forms are rewarded); When the tIoU of
@@ -52,6 +57,7 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
+from o3video.data.shapes import COLOURS, SHAPES
 from o3video.data.stgr import VSTAR_WHEN, VSTAR_WHERE
 from o3video.eval.judge import exact_match
 from o3video.evidence import parse_span, parse_trace
@@ -229,8 +235,33 @@ def vstar_box_score(
     return sum(scores) / len(scores)
 
 
-VSTAR_WHAT_RULES = ("rouge", "exact", "none")
+VSTAR_WHAT_RULES = ("rouge", "exact", "parts", "none")
 """How the answer reward scores a V-STaR What answer (module docstring)."""
+
+
+def _name_words(text: str) -> tuple[list[str], list[str]]:
+    """The colour words and the shape words of the synthetic world in ``text``, in order."""
+    words = re.findall(r"[a-z]+", text.casefold())
+    return [w for w in words if w in COLOURS], [w for w in words if w in SHAPES]
+
+
+def what_parts_score(reference: str, answer: str) -> float | None:
+    """The ``parts`` What rule: 0.5 for the colour and 0.5 for the shape of the synthetic
+    object named by ``reference``, each paid only when ``answer`` names exactly one word of
+    that kind and it is the reference's; ``None`` when ``reference`` does not name one
+    colour and one shape of the world.
+
+    >>> ref = "the red circle"
+    >>> what_parts_score(ref, "The red square."), what_parts_score(ref, "red circle")
+    (0.5, 1.0)
+    >>> what_parts_score(ref, "the red or blue circle"), what_parts_score("a dog", "dog")
+    (0.5, None)
+    """
+    ref_colours, ref_shapes = _name_words(reference)
+    if len(ref_colours) != 1 or len(ref_shapes) != 1:
+        return None
+    colours, shapes = _name_words(answer)
+    return 0.5 * (colours == ref_colours) + 0.5 * (shapes == ref_shapes)
 
 
 def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") -> float:
@@ -238,8 +269,12 @@ def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") ->
     if generation == "what":
         if vstar_what == "none":
             return 0.0
-        if vstar_what == "exact":
-            gt = get("answer")
+        gt = get("answer")
+        if vstar_what == "parts" and isinstance(gt, str):
+            parts = what_parts_score(gt, answer)
+            if parts is not None:
+                return parts
+        if vstar_what in ("exact", "parts"):
             return 1.0 if isinstance(gt, str) and exact_match(gt, answer) else 0.0
         return free_form_score(answer, get("answer"))
     if generation in VSTAR_WHEN:
@@ -310,7 +345,7 @@ def make_answer_reward(vstar_what: str = "rouge") -> Callable[..., list[float]]:
         return answer_reward
     score = functools.partial(_score, vstar_what=vstar_what)
 
-    def answer_reward_exact_what(completions: list[Any], **columns: Any) -> list[float]:
+    def answer_reward_vstar_what(completions: list[Any], **columns: Any) -> list[float]:
         return score_items("answer", completions, columns, ANSWER_KINDS, score)
 
-    return answer_reward_exact_what
+    return answer_reward_vstar_what

@@ -15,8 +15,8 @@ reward gives 0.0 to the tasks it does not apply to: ``answer`` and ``format`` ap
 ``temporal_interval`` to temporal grounding and temporal MCQ, ``temporal_point`` to
 spatio-temporal and V-STaR protocol, ``spatial`` to those and visual QA.
 
-Options: ``answer``: ``vstar_what`` (``rouge`` | ``exact`` | ``none``: how a V-STaR What answer is
-scored, :func:`o3video.rewards.answer.make_answer_reward`); ``temporal_point``:
+Options: ``answer``: ``vstar_what`` (``rouge`` | ``exact`` | ``parts`` | ``none``: how a V-STaR
+What answer is scored, :func:`o3video.rewards.answer.make_answer_reward`); ``temporal_point``:
 ``schedule`` (``adaptive`` | ``fixed``), ``sigma`` (fixed σ, s),
 ``progress`` (``columns``: read training progress from the ``progress`` / TRL
 ``trainer_state`` columns); ``spatial``: ``gate`` (``paper`` | ``legacy`` | ``none``),
