@@ -78,6 +78,11 @@ def test_sft_resumes_from_its_last_checkpoint(
     base = ["train", "sft", "--config", recipe, f"output_dir={out}", "save_steps=1"]
     assert main([*base, "max_steps=2"]) == 0
     assert (out / "checkpoint-2").is_dir()
+    # Each checkpoint carries the run's card: evaluated, it is shown frames as it trained.
+    card = json.loads((out / "checkpoint-1" / "o3video.json").read_text())
+    final = json.loads((out / "final" / "o3video.json").read_text())
+    assert (card["video"], card["protocol"]) == (final["video"], final["protocol"])
+    assert card["training"][-1]["steps"] == 1 and final["training"][-1]["steps"] == 2
     # A longer run in the same folder picks up at step 2 and trains only step 3.
     with caplog.at_level("INFO", logger="o3video.train.sft"):
         assert main([*base, "max_steps=3"]) == 0

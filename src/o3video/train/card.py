@@ -20,6 +20,10 @@
   against and the LoRA settings.
 
 Scores are added by whoever measures them (``scripts/build_embedded.py``), never here.
+
+Every ``checkpoint-N`` a run saves gets the same card, its last entry's ``steps`` being N
+(:func:`checkpoint_card_callback`): a checkpoint is evaluated or asked as the model it is a
+step of (its frame budget and protocol), not as an unknown model under the defaults.
 """
 
 from __future__ import annotations
@@ -109,6 +113,32 @@ def write_training_card(
         }
     data = config.data
     return write_card(final, data.video, protocol=data.protocol, **info)
+
+
+def checkpoint_card_callback(
+    config: RunConfig,
+    stage: Stage,
+    started: float | None = None,
+    resumed_from_step: int | None = None,
+) -> Any:
+    """A ``transformers`` callback that writes the run's card (:func:`write_training_card`)
+    into each ``checkpoint-N`` folder as the Trainer saves it (main process only); ``started``
+    is the run's ``time.perf_counter()`` start, for the wall time so far."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class CheckpointCard(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not state.is_world_process_zero or not folder.is_dir():
+                return
+            wall = time.perf_counter() - started if started is not None else None
+            write_training_card(
+                folder, config, stage, state, wall_s=wall, resumed_from_step=resumed_from_step
+            )
+
+    return CheckpointCard()
 
 
 def world_of(path: str | Path, *, default: WorldConfig | None = None) -> WorldConfig:

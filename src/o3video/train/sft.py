@@ -239,9 +239,15 @@ def train_and_save(
 ) -> Path:
     """Run ``trainer`` (from the last ``checkpoint-*`` in ``output_dir`` when ``resume``) and
     save the final model and processor; returns ``<output_dir>/final``. With ``config``, the
-    final folder also gets its model card (:func:`o3video.train.card.write_training_card`;
-    ``started`` is when the run began, data synthesis included)."""
+    final folder, and every checkpoint saved on the way, also gets its model card
+    (:func:`o3video.train.card.write_training_card`; ``started`` is when the run began, data
+    synthesis included)."""
     checkpoint = last_checkpoint(output_dir) if resume else None
+    resumed = _checkpoint_step(checkpoint) if checkpoint else None
+    if config is not None:  # each checkpoint-N gets the card too
+        from o3video.train.card import checkpoint_card_callback
+
+        trainer.add_callback(checkpoint_card_callback(config, stage, started, resumed))
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
         # An adapter checkpoint is loaded right by the Trainer itself (peft's own names).
@@ -255,7 +261,6 @@ def train_and_save(
         from o3video.train.card import write_training_card
 
         wall = time.perf_counter() - started if started is not None else None
-        resumed = _checkpoint_step(checkpoint) if checkpoint else None
         write_training_card(
             final, config, stage, trainer.state, wall_s=wall, resumed_from_step=resumed
         )
