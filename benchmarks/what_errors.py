@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from o3video.data.shapes import COLOURS, SHAPES
+from o3video.data.shapes import name_words
 
 
 def read_name(text: str) -> tuple[str | None, str | None]:
@@ -34,10 +34,8 @@ def read_name(text: str) -> tuple[str | None, str | None]:
     >>> read_name("A square, I think")
     (None, 'square')
     """
-    words = [w.strip(".,;:!?\"'()").lower() for w in text.split()]
-    colour = next((w for w in words if w in COLOURS), None)
-    shape = next((w for w in words if w in SHAPES), None)
-    return colour, shape
+    colours, shapes = name_words(text)
+    return next(iter(colours), None), next(iter(shapes), None)
 
 
 def summarize(run: Path, data: Path) -> dict[str, object]:

@@ -11,6 +11,7 @@ centres.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import numpy as np
@@ -25,6 +26,16 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (245, 245, 245),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
+
+
+def name_words(text: str) -> tuple[list[str], list[str]]:
+    """The colour words and the shape words of the world in ``text``, each in order.
+
+    >>> name_words("The red circle, or a Blue-square?")
+    (['red', 'blue'], ['circle', 'square'])
+    """
+    words = re.findall(r"[a-z]+", text.casefold())
+    return [w for w in words if w in COLOURS], [w for w in words if w in SHAPES]
 
 
 @cache

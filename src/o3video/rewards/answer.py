@@ -57,7 +57,7 @@ from typing import Any
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from o3video.boxes import XYXY, interval_iou, iou
-from o3video.data.shapes import COLOURS, SHAPES
+from o3video.data.shapes import name_words
 from o3video.data.stgr import VSTAR_WHEN, VSTAR_WHERE
 from o3video.eval.judge import exact_match
 from o3video.evidence import parse_span, parse_trace
@@ -239,12 +239,6 @@ VSTAR_WHAT_RULES = ("rouge", "exact", "parts", "none")
 """How the answer reward scores a V-STaR What answer (module docstring)."""
 
 
-def _name_words(text: str) -> tuple[list[str], list[str]]:
-    """The colour words and the shape words of the synthetic world in ``text``, in order."""
-    words = re.findall(r"[a-z]+", text.casefold())
-    return [w for w in words if w in COLOURS], [w for w in words if w in SHAPES]
-
-
 def what_parts_score(reference: str, answer: str) -> float | None:
     """The ``parts`` What rule: 0.5 for the colour and 0.5 for the shape of the synthetic
     object named by ``reference``, each paid only when ``answer`` names exactly one word of
@@ -257,10 +251,10 @@ def what_parts_score(reference: str, answer: str) -> float | None:
     >>> what_parts_score(ref, "the red or blue circle"), what_parts_score("a dog", "dog")
     (0.5, None)
     """
-    ref_colours, ref_shapes = _name_words(reference)
+    ref_colours, ref_shapes = name_words(reference)
     if len(ref_colours) != 1 or len(ref_shapes) != 1:
         return None
-    colours, shapes = _name_words(answer)
+    colours, shapes = name_words(answer)
     return 0.5 * (colours == ref_colours) + 0.5 * (shapes == ref_shapes)
 
 
@@ -276,7 +270,7 @@ def _vstar(answer: str, get: Callable[[str], Any], vstar_what: str = "rouge") ->
                 return parts
         if vstar_what in ("exact", "parts"):
             return 1.0 if isinstance(gt, str) and exact_match(gt, answer) else 0.0
-        return free_form_score(answer, get("answer"))
+        return free_form_score(answer, gt)
     if generation in VSTAR_WHEN:
         # The span as the evaluation reads it (any form it accepts, e.g. "2 - 4").
         return span_score(answer, get("answer_span_s"), read_span)
