@@ -156,6 +156,77 @@ def test_freeze_vision_keeps_the_tower_and_trains_the_rest(
     assert any(n.startswith("model.language_model.") for n in moved)
 
 
+def test_vision_lr_scale_trains_the_tower_at_its_fraction_of_the_rate(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """``model.vision_lr_scale``: the optimizer holds the tower in groups of their own at the
+    scaled rate, every other weight at the recipe's, through the schedule; the tower still
+    trains, and its first step (Adam: about the rate per weight) is smaller than at scale 1."""
+    from o3video.train.sft import build_sft_trainer
+
+    def first_step(scale: float, out: str) -> tuple[Any, float]:
+        cfg = _config("sft", synth_dir, tiny_dir, tmp_path / out, "sft.max_steps=1",
+                      "sft.gradient_checkpointing=false", "sft.warmup_steps=0",
+                      "sft.lr_scheduler_type=constant", "sft.weight_decay=0.0",
+                      f"model.vision_lr_scale={scale}")  # fmt: skip
+        trainer = build_sft_trainer(cfg)
+        before = _params(trainer.model)
+        trainer.train()
+        moved = max(
+            float((p.detach() - before[n]).abs().max())
+            for n, p in trainer.model.named_parameters()
+            if n.startswith("model.visual.")
+        )
+        return trainer, moved
+
+    trainer, scaled_move = first_step(0.1, "scaled")
+    tower = {id(p) for p in trainer.model.model.visual.parameters()}
+    rate = trainer.args.learning_rate
+    groups = trainer.optimizer.param_groups
+    assert {id(p) for g in groups for p in g["params"]} == {
+        id(p) for p in trainer.model.parameters() if p.requires_grad
+    }
+    for g in groups:
+        inside = {id(p) in tower for p in g["params"]}
+        assert len(inside) == 1  # a group is all tower or none of it
+        assert g["lr"] == pytest.approx(rate * 0.1 if inside == {True} else rate)
+    assert any(id(p) in tower for g in groups for p in g["params"])
+    _, full_move = first_step(1.0, "full")
+    assert 0 < scaled_move < 0.5 * full_move
+
+
+def test_the_rl_trainer_scales_the_tower_rate_too(
+    synth_dir: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    from o3video.train.rl import build_rl_trainer
+
+    cfg = _config("rl", synth_dir, tiny_dir, tmp_path, "rl.max_steps=1",
+                  "model.vision_lr_scale=0.25")  # fmt: skip
+    trainer = build_rl_trainer(cfg, reward_funcs=[_reward])
+    optimizer = trainer.create_optimizer()
+    tower = {id(p) for p in trainer.model.model.visual.parameters()}
+    rate = trainer.args.learning_rate
+    rates = {
+        (id(g["params"][0]) in tower, round(g["lr"] / rate, 9))
+        for g in optimizer.param_groups
+        if g["params"]
+    }
+    assert rates == {(False, 1.0), (True, 0.25)}
+
+
+def test_vision_lr_scale_is_checked() -> None:
+    from o3video.train.config import ConfigError
+
+    for bad in ("0", "-1", "true"):
+        with pytest.raises(ConfigError, match=r"model\.vision_lr_scale"):
+            load_config(None, [f"model.vision_lr_scale={bad}"], stage="sft")
+    with pytest.raises(ConfigError, match=r"with model\.freeze_vision"):
+        load_config(None, ["model.vision_lr_scale=0.1", "model.freeze_vision=true"], stage="sft")
+    with pytest.raises(ConfigError, match=r"with model\.lora"):
+        load_config(None, ["model.vision_lr_scale=0.1", "model.lora.r=4"], stage="sft")
+    assert load_config(None, ["model.vision_lr_scale=0.1"], stage="rl").model.vision_lr_scale == 0.1
+
+
 def test_freeze_vision_is_refused_with_vision_adapters() -> None:
     from o3video.train.config import ConfigError
 

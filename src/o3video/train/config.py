@@ -92,7 +92,9 @@ class ModelConfig:
     ``lora`` trains LoRA adapters only (:class:`LoraConfig`); ``quantization`` (``4bit`` or
     ``8bit``, with ``lora``: QLoRA) loads the frozen base's language-model layers quantized
     by bitsandbytes (CUDA only). ``freeze_vision`` trains everything but the vision tower
-    and its merger (``model.visual``), which keep the weights they were loaded with."""
+    and its merger (``model.visual``), which keep the weights they were loaded with;
+    ``vision_lr_scale`` trains them at that fraction of the learning rate instead (1.0: the
+    same rate as the rest; the schedule scales both alike)."""
 
     path: str = "tiny:0"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -101,6 +103,7 @@ class ModelConfig:
     lora: LoraConfig | None = None
     quantization: Literal["4bit", "8bit"] | None = None
     freeze_vision: bool = False
+    vision_lr_scale: float = 1.0
 
 
 @dataclass
@@ -322,6 +325,19 @@ def load_config(
         raise ConfigError(
             "model.freeze_vision with model.lora.vision: the vision tower cannot be frozen and "
             "get adapters; drop one of them"
+        )
+    scale = config.model.vision_lr_scale
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1e3:
+        raise ConfigError(
+            f"model.vision_lr_scale {scale!r}: a number above 0 (the vision tower's learning "
+            "rate as a fraction of the rest's); to stop training the tower use "
+            "model.freeze_vision=true"
+        )
+    if scale != 1.0 and (config.model.freeze_vision or config.model.lora is not None):
+        what = "model.freeze_vision" if config.model.freeze_vision else "model.lora"
+        raise ConfigError(
+            f"model.vision_lr_scale {scale} with {what}: the vision tower's own weights do not "
+            "train, so there is no rate of theirs to scale; drop one of them"
         )
     if config.data.synth is not None:
         config.data.synth.world_config()  # unknown or bad world fields fail here, not mid-run

@@ -25,7 +25,13 @@ from o3video.train.config import ConfigError, RunConfig, save_resolved
 from o3video.train.dataset import ExampleSource, rl_dataset, source_from_config
 from o3video.train.launch import check_launch, main_first
 from o3video.train.lora import peft_config
-from o3video.train.sft import common_args, load_policy, resolve_model_path, train_and_save
+from o3video.train.sft import (
+    common_args,
+    load_policy,
+    resolve_model_path,
+    scale_vision_lr,
+    train_and_save,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +214,7 @@ def build_rl_trainer(
         probe, train_rows = _probe(config, source, processor)
         extra.insert(0, probe.callback(config.rl.probe_every))
     cls = trainer_cls or GRPOTrainer
-    return cls(
+    trainer = cls(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
@@ -221,6 +227,8 @@ def build_rl_trainer(
         ],
         peft_config=peft_config(config.model),  # None: full fine-tuning
     )
+    scale_vision_lr(trainer, config.model.vision_lr_scale)
+    return trainer
 
 
 def _probe(config: RunConfig, source: Any, processor: Any) -> tuple[Any, list[int] | None]:

@@ -126,6 +126,57 @@ def freeze_vision_tower(policy: Any) -> None:
     tower.requires_grad_(False)
 
 
+def scale_vision_lr(trainer: Any, scale: float) -> None:
+    """Make ``trainer`` build its optimizer with the vision tower and its merger
+    (``model.visual``) at ``scale`` × the learning rate (``model.vision_lr_scale``).
+
+    The trainer's own optimizer class, keyword arguments and weight-decay groups are kept;
+    each group is split in two, the tower's part with its own ``lr``. The scheduler scales
+    every group from its own starting rate, so the ratio holds through warm-up and decay.
+    Set on the built trainer (``optimizer_cls_and_kwargs``, which ``create_optimizer``
+    reads), so the SFT and RL trainers share it."""
+    if scale == 1.0:
+        return
+    import torch
+    from transformers import Trainer
+
+    tower = getattr(getattr(unwrap(trainer.model), "model", None), "visual", None)
+    if tower is None:
+        raise ConfigError(
+            f"model.vision_lr_scale: {type(trainer.model).__name__} has no vision tower "
+            "(model.visual)"
+        )
+    ids = {id(p) for p in tower.parameters()}
+    base, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, trainer.model)
+    if not (isinstance(base, type) and issubclass(base, torch.optim.Optimizer)):
+        raise ConfigError(
+            f"model.vision_lr_scale: the optimizer {trainer.args.optim!r} is not a "
+            "torch.optim.Optimizer class; its parameter groups cannot be split"
+        )
+    rate = float(kwargs.get("lr", trainer.args.learning_rate))
+
+    class TowerScaled(base):  # type: ignore[misc, valid-type]
+        def __init__(self, params: Any, **options: Any) -> None:
+            groups = []
+            for group in params:
+                own = [p for p in group["params"] if id(p) not in ids]
+                tower_part = [p for p in group["params"] if id(p) in ids]
+                if own:
+                    groups.append({**group, "params": own})
+                if tower_part:
+                    groups.append({**group, "params": tower_part, "lr": rate * scale})
+            super().__init__(groups, **options)
+
+    TowerScaled.__name__ = TowerScaled.__qualname__ = f"TowerScaled{base.__name__}"
+    trainer.optimizer_cls_and_kwargs = (TowerScaled, kwargs)
+
+
+def unwrap(model: Any) -> Any:
+    """The model under a peft wrapper, if any."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
 def check_attention(name: str) -> None:
     """Refuse ``flash_attention_2`` without the ``flash_attn`` package: ``transformers`` would
     otherwise fetch a kernel from the hub at load time (failing offline, or running code no
@@ -201,7 +252,7 @@ def build_sft_trainer(
             f"{config.data.stgr or 'data'}: no record with a reasoning to train SFT on"
         )
     model, processor = load_policy(config.model, out)
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -209,6 +260,8 @@ def build_sft_trainer(
         callbacks=callbacks,
         peft_config=peft_config(config.model),  # None: full fine-tuning
     )
+    scale_vision_lr(trainer, config.model.vision_lr_scale)
+    return trainer
 
 
 def run_sft(config: RunConfig) -> Path:
