@@ -8,7 +8,10 @@ For each ``o3video eval vstar`` run folder (``results.json``) on a synthetic cor
 - the 2×2 table of colour right / shape right against the truth;
 - how often the answer names an object that is in the video (a model that sees the objects
   but picks the wrong one), and how often the truth is the only object with its colour;
-- the shapes the answers name, against the shapes of the truth.
+- the shapes the answers name, against the shapes of the truth;
+- per question (the first line with the world's colour and shape words as ``COLOUR`` and
+  ``SHAPE``): how many, both right, colour right, shape right, and how often the answer names
+  an object of the video; which questions lose the shape and which lose the object.
 
 A What answer that is not a colour and a shape of the world counts as wrong on both.
 
@@ -19,11 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from o3video.data.shapes import name_words
+from o3video.data.shapes import COLOURS, SHAPES, name_words
+
+_COLOUR_WORDS = re.compile(r"\b(" + "|".join(COLOURS) + r")\b", re.IGNORECASE)
+_SHAPE_WORDS = re.compile(r"\b(" + "|".join(SHAPES) + r")(e?s)?\b", re.IGNORECASE)
 
 
 def read_name(text: str) -> tuple[str | None, str | None]:
@@ -38,6 +45,18 @@ def read_name(text: str) -> tuple[str | None, str | None]:
     return next(iter(colours), None), next(iter(shapes), None)
 
 
+def question_form(question: str) -> str:
+    """The question's first line with the world's colour and shape words as placeholders.
+
+    >>> question_form("Which shape passes in front of the Green diamond?\\nA. x")
+    'Which shape passes in front of the COLOUR SHAPE?'
+    >>> question_form("How many crosses are there?")
+    'How many SHAPEs are there?'
+    """
+    text = _COLOUR_WORDS.sub("COLOUR", question.split("\n")[0])
+    return _SHAPE_WORDS.sub(lambda m: "SHAPEs" if m[2] else "SHAPE", text)
+
+
 def summarize(run: Path, data: Path) -> dict[str, object]:
     """The counts described in the module docstring, for one run folder."""
     rows = json.loads((run / "results.json").read_text())
@@ -45,6 +64,7 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
     said: Counter[str] = Counter()
     truth_shapes: Counter[str] = Counter()
     present = unique_colour = 0
+    forms: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
         gt = json.loads((data / "gt" / f"{row['vid']}.json").read_text())
         names = {o["name"] for o in gt["objects"]}
@@ -55,6 +75,12 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         said[shape or "(none)"] += 1
         truth_shapes[t_shape] += 1
         present += f"{colour} {shape}" in names
+        form = forms[question_form(str(row.get("question") or ""))]
+        form["n"] += 1
+        form["both"] += colour == t_colour and shape == t_shape
+        form["colour"] += colour == t_colour
+        form["shape"] += shape == t_shape
+        form["present"] += f"{colour} {shape}" in names
         unique_colour += sum(o["colour"] == t_colour for o in gt["objects"]) == 1
     n = len(rows)
     return {
@@ -69,6 +95,13 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         "truth_has_a_unique_colour": unique_colour / n,
         "shapes_said": dict(said.most_common()),
         "shapes_true": dict(truth_shapes.most_common()),
+        "by_question": {
+            q: {
+                k: c[k] / c["n"] if k != "n" else c["n"]
+                for k in ("n", "both", "colour", "shape", "present")
+            }
+            for q, c in sorted(forms.items(), key=lambda kv: -kv[1]["n"])
+        },
     }
 
 
@@ -91,6 +124,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print(f"  shapes said {s['shapes_said']}")
         print(f"  shapes true {s['shapes_true']}")
+        print(
+            "  per question: n, both right, colour right, shape right, names an object of the video"
+        )
+        for q, f in s["by_question"].items():  # type: ignore[attr-defined]
+            print(
+                f"    {f['n']:4d} {f['both']:.3f} {f['colour']:.3f} {f['shape']:.3f} "
+                f"{f['present']:.3f}  {q}"
+            )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ def test_answers_are_split_by_colour_and_shape(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     rows = [
-        {"vid": "v0", "answer": "the red circle", "answer_vqa": "the red circle"},  # both
+        {
+            "vid": "v0",
+            "answer": "the red circle",
+            "answer_vqa": "the red circle",
+            "question": "Which shape passes in front of the blue square?",
+        },  # both
         {
             "vid": "v0",
             "answer": "the red circle",
@@ -39,3 +44,14 @@ def test_answers_are_split_by_colour_and_shape(tmp_path: Path) -> None:
     assert s["names_an_object_in_the_video"] == 0.75
     assert s["truth_has_a_unique_colour"] == 0.5  # v0's red circle only
     assert s["shapes_said"] == {"circle": 1, "square": 2, "(none)": 1}
+    # Per question: the first row's form, and the three without a question under "".
+    assert s["by_question"] == {
+        "": {"n": 3, "both": 0.0, "colour": 1 / 3, "shape": 0.0, "present": 2 / 3},
+        "Which shape passes in front of the COLOUR SHAPE?": {
+            "n": 1,
+            "both": 1.0,
+            "colour": 1.0,
+            "shape": 1.0,
+            "present": 1.0,
+        },
+    }
