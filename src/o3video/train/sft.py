@@ -140,7 +140,7 @@ def scale_vision_lr(trainer: Any, scale: float) -> None:
     import torch
     from transformers import Trainer
 
-    tower = getattr(getattr(unwrap(trainer.model), "model", None), "visual", None)
+    tower = getattr(getattr(trainer.model, "model", None), "visual", None)
     if tower is None:
         raise ConfigError(
             f"model.vision_lr_scale: {type(trainer.model).__name__} has no vision tower "
@@ -169,12 +169,6 @@ def scale_vision_lr(trainer: Any, scale: float) -> None:
 
     TowerScaled.__name__ = TowerScaled.__qualname__ = f"TowerScaled{base.__name__}"
     trainer.optimizer_cls_and_kwargs = (TowerScaled, kwargs)
-
-
-def unwrap(model: Any) -> Any:
-    """The model under a peft wrapper, if any."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 def check_attention(name: str) -> None:
