@@ -33,7 +33,8 @@ from demo_kinds import VIDEO_TASKS, ask_scored, is_right  # type: ignore[import-
 
 
 def template(question: str, colours: Sequence[str], shapes: Sequence[str]) -> str:
-    """The question's first line with colour and shape words (and plurals) as placeholders.
+    """The question's first line with colour and shape words (and plurals, in any case) as
+    placeholders.
 
     >>> template("How many red triangles appear in the video?\\nA. 1", ["red"], ["triangle"])
     'How many COLOUR SHAPEs appear in the video?'
@@ -41,9 +42,10 @@ def template(question: str, colours: Sequence[str], shapes: Sequence[str]) -> st
     'How many SHAPEs appear?'
     """
     text = question.split("\n")[0]
-    text = re.sub(r"\b(" + "|".join(map(re.escape, colours)) + r")\b", "COLOUR", text)
-    words = "|".join(map(re.escape, shapes))
-    return re.sub(r"\b(" + words + r")(e?s)?\b", lambda m: "SHAPEs" if m[2] else "SHAPE", text)
+    colour_words = r"\b(" + "|".join(map(re.escape, colours)) + r")\b"
+    text = re.sub(colour_words, "COLOUR", text, flags=re.IGNORECASE)
+    shape_words = r"\b(" + "|".join(map(re.escape, shapes)) + r")(e?s)?\b"
+    return re.sub(shape_words, lambda m: "SHAPEs" if m[2] else "SHAPE", text, flags=re.IGNORECASE)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

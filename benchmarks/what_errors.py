@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from o3video.data.shapes import COLOURS, SHAPES, name_words
 
-_COLOUR_WORDS = re.compile(r"\b(" + "|".join(COLOURS) + r")\b", re.IGNORECASE)
-_SHAPE_WORDS = re.compile(r"\b(" + "|".join(SHAPES) + r")(e?s)?\b", re.IGNORECASE)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_questions import template  # type: ignore[import-not-found]
 
 
 def read_name(text: str) -> tuple[str | None, str | None]:
@@ -53,8 +53,7 @@ def question_form(question: str) -> str:
     >>> question_form("How many crosses are there?")
     'How many SHAPEs are there?'
     """
-    text = _COLOUR_WORDS.sub("COLOUR", question.split("\n")[0])
-    return _SHAPE_WORDS.sub(lambda m: "SHAPEs" if m[2] else "SHAPE", text)
+    return str(template(question, list(COLOURS), SHAPES))
 
 
 def summarize(run: Path, data: Path) -> dict[str, object]:
@@ -71,16 +70,18 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         colour, shape = read_name(str(row.get("answer_vqa") or ""))
         t_colour, t_shape = read_name(str(row["answer"]))
         assert t_colour and t_shape, f"{row['vid']}: truth {row['answer']!r} is not a name"
-        table[(colour == t_colour, shape == t_shape)] += 1
+        colour_right, shape_right = colour == t_colour, shape == t_shape
+        named = f"{colour} {shape}" in names
+        table[(colour_right, shape_right)] += 1
         said[shape or "(none)"] += 1
         truth_shapes[t_shape] += 1
-        present += f"{colour} {shape}" in names
+        present += named
         form = forms[question_form(str(row.get("question") or ""))]
         form["n"] += 1
-        form["both"] += colour == t_colour and shape == t_shape
-        form["colour"] += colour == t_colour
-        form["shape"] += shape == t_shape
-        form["present"] += f"{colour} {shape}" in names
+        form["both"] += colour_right and shape_right
+        form["colour"] += colour_right
+        form["shape"] += shape_right
+        form["present"] += named
         unique_colour += sum(o["colour"] == t_colour for o in gt["objects"]) == 1
     n = len(rows)
     return {

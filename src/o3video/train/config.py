@@ -329,8 +329,8 @@ def load_config(
     scale = config.model.vision_lr_scale
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1e3:
         raise ConfigError(
-            f"model.vision_lr_scale {scale!r}: a number above 0 (the vision tower's learning "
-            "rate as a fraction of the rest's); to stop training the tower use "
+            f"model.vision_lr_scale {scale!r}: a number above 0 and at most 1000 (the vision "
+            "tower's learning rate as a fraction of the rest's); to stop training the tower use "
             "model.freeze_vision=true"
         )
     if scale != 1.0 and (config.model.freeze_vision or config.model.lora is not None):
