@@ -2,6 +2,12 @@
 data preparation and optimisation.
 
     python benchmarks/train_step.py [--steps 8] [--out /tmp/bench-train]
+    python benchmarks/train_step.py --steps 8 --recipe RECIPE --set KEY=VALUE ...
+    # e.g. RECIPE = recipes/synthetic-tiny-embedded-gspo112.yaml with
+    #      model.path=benchmarks/embedded-sft112-long data.stgr=... data.media_root=...
+
+(``--recipe`` other than the tiny one: the recipe's own model unless ``--set model.path=``;
+its probe is switched off, as it is not part of a step.)
 
 Rollout = ``GRPOTrainer._generate`` (sampling the completions); reward =
 ``_calculate_rewards``; data preparation = building rows from records (frames decoded once,
@@ -24,6 +30,7 @@ from o3video.train.dataset import source_from_config
 from o3video.train.rl import build_rl_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_RECIPE = ROOT / "recipes" / "synthetic-tiny-gspo.yaml"
 
 
 def _timed(totals: dict[str, float], name: str, fn: Any) -> Any:
@@ -42,18 +49,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("/tmp/o3video-bench-train"))
+    parser.add_argument("--recipe", type=Path, default=TINY_RECIPE)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more recipe overrides")  # fmt: skip
     args = parser.parse_args()
-    cfg = load_config(
-        ROOT / "recipes" / "synthetic-tiny-gspo.yaml",
+    overrides = [f"output_dir={args.out}", f"max_steps={args.steps}", "save_steps=100000"]
+    if args.recipe.resolve() == TINY_RECIPE:
         # The recipe starts from the SFT model; the step's cost is the same from random weights.
-        [
-            f"output_dir={args.out}",
-            f"max_steps={args.steps}",
-            "save_steps=100000",
-            "model.path=tiny:0",
-        ],
-        stage="rl",
-    )
+        overrides.append("model.path=tiny:0")
+    else:
+        overrides.append("rl.probe_every=0")
+    cfg = load_config(args.recipe, overrides + args.set, stage="rl")
     source = source_from_config(cfg.data, args.out, stage="rl")
     trainer = build_rl_trainer(cfg, source)
     totals: dict[str, float] = defaultdict(float)
@@ -105,7 +111,7 @@ def main() -> None:
         "optimisation (+ trainer overhead)": total - totals["generate_and_score"] - rows,
     }
     print(
-        f"tiny GSPO, {steps} optimizer steps, G={cfg.rl.num_generations}, "
+        f"{args.recipe.name}, {steps} optimizer steps, G={cfg.rl.num_generations}, "
         f"steps_per_generation={cfg.rl.steps_per_generation}, {source.decodes} decodes"
     )
     print(f"{'part':36s} {'s/step':>8s} {'share':>7s}")

@@ -94,7 +94,9 @@ class ModelConfig:
     by bitsandbytes (CUDA only). ``freeze_vision`` trains everything but the vision tower
     and its merger (``model.visual``), which keep the weights they were loaded with;
     ``vision_lr_scale`` trains them at that fraction of the learning rate instead (1.0: the
-    same rate as the rest; the schedule scales both alike)."""
+    same rate as the rest; the schedule scales both alike). ``fast_paths`` installs exact
+    shortcuts for the attention mask of right-padded batches and the patch embedding
+    (:mod:`o3video.train.fastpaths`); ``false`` trains with the stock modules."""
 
     path: str = "tiny:0"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -104,6 +106,7 @@ class ModelConfig:
     quantization: Literal["4bit", "8bit"] | None = None
     freeze_vision: bool = False
     vision_lr_scale: float = 1.0
+    fast_paths: bool = True
 
 
 @dataclass

@@ -228,6 +228,10 @@ def build_rl_trainer(
         peft_config=peft_config(config.model),  # None: full fine-tuning
     )
     scale_vision_lr(trainer, config.model.vision_lr_scale)
+    if config.model.fast_paths and getattr(trainer, "ref_model", None) is not None:
+        from o3video.train.fastpaths import apply_fast_paths
+
+        apply_fast_paths(trainer.ref_model)  # TRL loads the KL reference itself
     return trainer
 
 

@@ -112,6 +112,11 @@ def load_policy(model: ModelConfig, output_dir: str | Path) -> tuple[Any, Any]:
         raise ConfigError(f"model.path {model.path!r}: cannot load: {e}") from e
     if model.freeze_vision:
         freeze_vision_tower(policy)
+    if model.fast_paths:
+        from o3video.train.fastpaths import apply_fast_paths
+
+        installed = apply_fast_paths(policy)
+        logger.info("fast paths: %s", ", ".join(installed) or "none apply to this model")
     return policy, processor
 
 
