@@ -11,7 +11,10 @@ For each ``o3video eval vstar`` run folder (``results.json``) on a synthetic cor
 - the shapes the answers name, against the shapes of the truth;
 - per question (the first line with the world's colour and shape words as ``COLOUR`` and
   ``SHAPE``): how many, both right, colour right, shape right, and how often the answer names
-  an object of the video; which questions lose the shape and which lose the object.
+  an object of the video; which questions lose the shape and which lose the object;
+- how often a wrong shape (colour) is one the question itself names ("Which shape passes in
+  front of the red circle?" answered "the blue circle"): copied from the question rather than
+  read from the frames.
 
 A What answer that is not a colour and a shape of the world counts as wrong on both.
 
@@ -31,6 +34,8 @@ from o3video.data.shapes import COLOURS, SHAPES, name_words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_questions import template  # type: ignore[import-not-found]
+
+FORM_KEYS = ("n", "both", "colour", "shape", "present", "shape_copied", "colour_copied")
 
 
 def read_name(text: str) -> tuple[str | None, str | None]:
@@ -64,6 +69,7 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
     truth_shapes: Counter[str] = Counter()
     present = unique_colour = 0
     forms: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    copied: Counter[str] = Counter()
     for row in rows:
         gt = json.loads((data / "gt" / f"{row['vid']}.json").read_text())
         names = {o["name"] for o in gt["objects"]}
@@ -76,12 +82,20 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         said[shape or "(none)"] += 1
         truth_shapes[t_shape] += 1
         present += named
-        form = forms[question_form(str(row.get("question") or ""))]
+        question = str(row.get("question") or "").split("\n")[0]
+        q_colours, q_shapes = name_words(question)
+        shape_copied = not shape_right and shape in q_shapes
+        colour_copied = not colour_right and colour in q_colours
+        copied["shape"] += shape_copied
+        copied["colour"] += colour_copied
+        form = forms[question_form(question)]
         form["n"] += 1
         form["both"] += colour_right and shape_right
         form["colour"] += colour_right
         form["shape"] += shape_right
         form["present"] += named
+        form["shape_copied"] += shape_copied
+        form["colour_copied"] += colour_copied
         unique_colour += sum(o["colour"] == t_colour for o in gt["objects"]) == 1
     n = len(rows)
     return {
@@ -94,13 +108,12 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         "shape_right": (table[(True, True)] + table[(False, True)]) / n,
         "names_an_object_in_the_video": present / n,
         "truth_has_a_unique_colour": unique_colour / n,
+        "wrong_shape_copied_from_the_question": copied["shape"],
+        "wrong_colour_copied_from_the_question": copied["colour"],
         "shapes_said": dict(said.most_common()),
         "shapes_true": dict(truth_shapes.most_common()),
         "by_question": {
-            q: {
-                k: c[k] / c["n"] if k != "n" else c["n"]
-                for k in ("n", "both", "colour", "shape", "present")
-            }
+            q: {k: c[k] / c["n"] if k != "n" else c["n"] for k in FORM_KEYS}
             for q, c in sorted(forms.items(), key=lambda kv: -kv[1]["n"])
         },
     }
@@ -123,15 +136,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"names an object in the video {s['names_an_object_in_the_video']:.3f} "
             f"(truth's colour unique in its video: {s['truth_has_a_unique_colour']:.3f})"
         )
+        print(
+            f"  wrong shapes that the question names {s['wrong_shape_copied_from_the_question']}"
+            f" of {s['colour_only'] + s['neither']}, wrong colours that it names "
+            f"{s['wrong_colour_copied_from_the_question']} of {s['shape_only'] + s['neither']}"
+        )
         print(f"  shapes said {s['shapes_said']}")
         print(f"  shapes true {s['shapes_true']}")
         print(
-            "  per question: n, both right, colour right, shape right, names an object of the video"
+            "  per question: n, both right, colour right, shape right, names an object of the "
+            "video, wrong shape named by the question, wrong colour named by the question"
         )
         for q, f in s["by_question"].items():  # type: ignore[attr-defined]
             print(
                 f"    {f['n']:4d} {f['both']:.3f} {f['colour']:.3f} {f['shape']:.3f} "
-                f"{f['present']:.3f}  {q}"
+                f"{f['present']:.3f} {f['shape_copied']:.3f} {f['colour_copied']:.3f}  {q}"
             )
 
 

@@ -46,12 +46,39 @@ def test_answers_are_split_by_colour_and_shape(tmp_path: Path) -> None:
     assert s["shapes_said"] == {"circle": 1, "square": 2, "(none)": 1}
     # Per question: the first row's form, and the three without a question under "".
     assert s["by_question"] == {
-        "": {"n": 3, "both": 0.0, "colour": 1 / 3, "shape": 0.0, "present": 2 / 3},
+        "": {"n": 3, "both": 0.0, "colour": 1 / 3, "shape": 0.0, "present": 2 / 3,
+             "shape_copied": 0.0, "colour_copied": 0.0},
         "Which shape passes in front of the COLOUR SHAPE?": {
             "n": 1,
             "both": 1.0,
             "colour": 1.0,
             "shape": 1.0,
             "present": 1.0,
+            "shape_copied": 0.0,
+            "colour_copied": 0.0,
         },
-    }
+    }  # fmt: skip
+    assert s["wrong_shape_copied_from_the_question"] == 0
+
+
+def test_a_wrong_name_taken_from_the_question_is_counted(tmp_path: Path) -> None:
+    we = load_benchmark("what_errors")
+    _corpus(tmp_path / "data", {"v0": ["red circle", "blue square", "green cross"]})
+    run = tmp_path / "run"
+    run.mkdir()
+    q = "Which shape passes in front of the blue square?\nAnswer briefly."
+    rows = [
+        {"vid": "v0", "answer": "the red circle", "answer_vqa": "the red square", "question": q},
+        {"vid": "v0", "answer": "the red circle", "answer_vqa": "the blue square", "question": q},
+        {"vid": "v0", "answer": "the red circle", "answer_vqa": "the red cross", "question": q},
+        {"vid": "v0", "answer": "the blue square", "answer_vqa": "the blue square",
+         "question": "Which shape stands still for a while?"},
+    ]  # fmt: skip
+    (run / "results.json").write_text(json.dumps(rows))
+    s = we.summarize(run, tmp_path / "data")
+    assert s["wrong_shape_copied_from_the_question"] == 2  # rows 1 and 2; row 3's cross is not
+    assert s["wrong_colour_copied_from_the_question"] == 1  # row 2
+    form = s["by_question"]["Which shape passes in front of the COLOUR SHAPE?"]
+    assert (form["shape_copied"], form["colour_copied"]) == (2 / 3, 1 / 3)
+    # A right answer never counts as copied, even where the question names it.
+    assert s["by_question"]["Which shape stands still for a while?"]["shape_copied"] == 0
