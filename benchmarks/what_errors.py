@@ -13,8 +13,9 @@ For each ``o3video eval vstar`` run folder (``results.json``) on a synthetic cor
   ``SHAPE``): how many, both right, colour right, shape right, and how often the answer names
   an object of the video; which questions lose the shape and which lose the object;
 - how often a wrong shape (colour) is one the question itself names ("Which shape passes in
-  front of the red circle?" answered "the blue circle"): copied from the question rather than
-  read from the frames.
+  front of the red circle?" answered "the blue circle": the shape of the object behind).
+  Whether such a shape is copied from the question's words or read off the frames is what
+  ``question_copy.py`` tells.
 
 A What answer that is not a colour and a shape of the world counts as wrong on both.
 
@@ -35,7 +36,7 @@ from o3video.data.shapes import COLOURS, SHAPES, name_words
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_questions import template  # type: ignore[import-not-found]
 
-FORM_KEYS = ("n", "both", "colour", "shape", "present", "shape_copied", "colour_copied")
+FORM_KEYS = ("n", "both", "colour", "shape", "present", "shape_named", "colour_named")
 
 
 def read_name(text: str) -> tuple[str | None, str | None]:
@@ -69,7 +70,7 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
     truth_shapes: Counter[str] = Counter()
     present = unique_colour = 0
     forms: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    copied: Counter[str] = Counter()
+    question_named: Counter[str] = Counter()
     for row in rows:
         gt = json.loads((data / "gt" / f"{row['vid']}.json").read_text())
         names = {o["name"] for o in gt["objects"]}
@@ -84,18 +85,18 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         present += named
         question = str(row.get("question") or "").split("\n")[0]
         q_colours, q_shapes = name_words(question)
-        shape_copied = not shape_right and shape in q_shapes
-        colour_copied = not colour_right and colour in q_colours
-        copied["shape"] += shape_copied
-        copied["colour"] += colour_copied
+        shape_named = not shape_right and shape in q_shapes
+        colour_named = not colour_right and colour in q_colours
+        question_named["shape"] += shape_named
+        question_named["colour"] += colour_named
         form = forms[question_form(question)]
         form["n"] += 1
         form["both"] += colour_right and shape_right
         form["colour"] += colour_right
         form["shape"] += shape_right
         form["present"] += named
-        form["shape_copied"] += shape_copied
-        form["colour_copied"] += colour_copied
+        form["shape_named"] += shape_named
+        form["colour_named"] += colour_named
         unique_colour += sum(o["colour"] == t_colour for o in gt["objects"]) == 1
     n = len(rows)
     return {
@@ -108,8 +109,8 @@ def summarize(run: Path, data: Path) -> dict[str, object]:
         "shape_right": (table[(True, True)] + table[(False, True)]) / n,
         "names_an_object_in_the_video": present / n,
         "truth_has_a_unique_colour": unique_colour / n,
-        "wrong_shape_copied_from_the_question": copied["shape"],
-        "wrong_colour_copied_from_the_question": copied["colour"],
+        "wrong_shape_named_by_the_question": question_named["shape"],
+        "wrong_colour_named_by_the_question": question_named["colour"],
         "shapes_said": dict(said.most_common()),
         "shapes_true": dict(truth_shapes.most_common()),
         "by_question": {
@@ -137,9 +138,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"(truth's colour unique in its video: {s['truth_has_a_unique_colour']:.3f})"
         )
         print(
-            f"  wrong shapes that the question names {s['wrong_shape_copied_from_the_question']}"
+            f"  wrong shapes that the question names {s['wrong_shape_named_by_the_question']}"
             f" of {s['colour_only'] + s['neither']}, wrong colours that it names "
-            f"{s['wrong_colour_copied_from_the_question']} of {s['shape_only'] + s['neither']}"
+            f"{s['wrong_colour_named_by_the_question']} of {s['shape_only'] + s['neither']}"
         )
         print(f"  shapes said {s['shapes_said']}")
         print(f"  shapes true {s['shapes_true']}")
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for q, f in s["by_question"].items():  # type: ignore[attr-defined]
             print(
                 f"    {f['n']:4d} {f['both']:.3f} {f['colour']:.3f} {f['shape']:.3f} "
-                f"{f['present']:.3f} {f['shape_copied']:.3f} {f['colour_copied']:.3f}  {q}"
+                f"{f['present']:.3f} {f['shape_named']:.3f} {f['colour_named']:.3f}  {q}"
             )
 
 

@@ -47,21 +47,21 @@ def test_answers_are_split_by_colour_and_shape(tmp_path: Path) -> None:
     # Per question: the first row's form, and the three without a question under "".
     assert s["by_question"] == {
         "": {"n": 3, "both": 0.0, "colour": 1 / 3, "shape": 0.0, "present": 2 / 3,
-             "shape_copied": 0.0, "colour_copied": 0.0},
+             "shape_named": 0.0, "colour_named": 0.0},
         "Which shape passes in front of the COLOUR SHAPE?": {
             "n": 1,
             "both": 1.0,
             "colour": 1.0,
             "shape": 1.0,
             "present": 1.0,
-            "shape_copied": 0.0,
-            "colour_copied": 0.0,
+            "shape_named": 0.0,
+            "colour_named": 0.0,
         },
     }  # fmt: skip
-    assert s["wrong_shape_copied_from_the_question"] == 0
+    assert s["wrong_shape_named_by_the_question"] == 0
 
 
-def test_a_wrong_name_taken_from_the_question_is_counted(tmp_path: Path) -> None:
+def test_a_wrong_name_that_the_question_names_is_counted(tmp_path: Path) -> None:
     we = load_benchmark("what_errors")
     _corpus(tmp_path / "data", {"v0": ["red circle", "blue square", "green cross"]})
     run = tmp_path / "run"
@@ -76,9 +76,9 @@ def test_a_wrong_name_taken_from_the_question_is_counted(tmp_path: Path) -> None
     ]  # fmt: skip
     (run / "results.json").write_text(json.dumps(rows))
     s = we.summarize(run, tmp_path / "data")
-    assert s["wrong_shape_copied_from_the_question"] == 2  # rows 1 and 2; row 3's cross is not
-    assert s["wrong_colour_copied_from_the_question"] == 1  # row 2
+    assert s["wrong_shape_named_by_the_question"] == 2  # rows 1 and 2; row 3's cross is not
+    assert s["wrong_colour_named_by_the_question"] == 1  # row 2
     form = s["by_question"]["Which shape passes in front of the COLOUR SHAPE?"]
-    assert (form["shape_copied"], form["colour_copied"]) == (2 / 3, 1 / 3)
-    # A right answer never counts as copied, even where the question names it.
-    assert s["by_question"]["Which shape stands still for a while?"]["shape_copied"] == 0
+    assert (form["shape_named"], form["colour_named"]) == (2 / 3, 1 / 3)
+    # A right answer never counts, even where the question names it.
+    assert s["by_question"]["Which shape stands still for a while?"]["shape_named"] == 0
