@@ -361,3 +361,48 @@ def test_naming_questions_ask_what_the_pixels_alone_decide() -> None:
             (claim,) = parse_trace(f"<think>{q.reasoning}</think><answer>x</answer>").claims
             assert claim.name.endswith(q.answer) or claim.name.startswith(q.answer)
             assert claim.t_s is not None
+
+
+def test_what_apart_claims_the_answer_where_it_overlaps_nothing() -> None:
+    from o3video.data.synthetic import _protocol_records
+
+    cfg = dict(width=112, height=112, duration_s=6, fps=10.0, num_objects=(2, 3),
+               background="gradient", size_px=(24, 40), speed_px_s=(10.0, 30.0))  # fmt: skip
+    moved = 0
+    for seed in range(8):
+        outs = {}
+        for apart in (False, True):
+            world = render_world(seed, WorldConfig(**cfg, what_apart=apart))  # type: ignore[arg-type]
+            ask = QuestionWriter(world, np.random.default_rng(0))
+            items = ask.vstar(f"v{seed}", SOURCE)
+            outs[apart] = (world, ask, items, [r for it in items for r in
+                                               _protocol_records(it, ask, f"v{seed}")])  # fmt: skip
+        (world, ask, items, plain), (_, _, items2, apart_records) = outs[False], outs[True]
+        assert items == items2  # the V-STaR items themselves do not change
+        assert len(plain) == len(apart_records)
+        for item in items:
+            i = next(t.index for t in world.tracks if f"the {t.name}" == item["answer"])
+            middle = item["bboxes"][len(item["bboxes"]) // 2]["frame_index"]
+            k = ask.apart(i, middle)
+            claims = {}
+            for name, records in (("plain", plain), ("apart", apart_records)):
+                what = [r for r in records if item["question"] in str(r.get("question"))]
+                (claim,) = parse_trace(f"<think>{what[0]['reasoning_process']}</think>").claims
+                claims[name] = claim
+                assert claim.name == world.tracks[i].name
+            assert claims["plain"].t_s == world.times_s[middle]
+            assert claims["apart"].t_s == world.times_s[middle if k is None else k]
+            if k is not None:
+                moved += k != middle
+                box = world.tracks[i].box_xyxy[k]
+                assert world.tracks[i].visible_frac[k] >= 0.9
+                for u in world.tracks:
+                    if u.index != i and u.in_frame[k]:
+                        o = u.box_xyxy[k]
+                        assert min(box[2], o[2]) <= max(box[0], o[0]) or \
+                            min(box[3], o[3]) <= max(box[1], o[1])  # fmt: skip
+            # Every record but the What one is the same.
+            rest = [r for r in plain if item["question"] not in str(r.get("question"))]
+            rest2 = [r for r in apart_records if item["question"] not in str(r.get("question"))]
+            assert rest == rest2
+    assert moved >= 3  # the option changes the claimed frame on several of these worlds

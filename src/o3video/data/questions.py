@@ -64,6 +64,24 @@ class QuestionWriter:
                 return int(ks[0] if first else ks[np.argmin(np.abs(ks - (lo + hi) / 2))])
         return None
 
+    def apart(self, i: int, near: int) -> int | None:
+        """The frame nearest ``near`` where object ``i`` is plainly seen (90 % visible) and its
+        box overlaps no other object's box (touching edges count as apart); None if none."""
+        t = self.tr[i]
+        ok = t.visible_frac >= 0.9
+        x1, y1, x2, y2 = (t.box_xyxy[:, c] for c in range(4))
+        for u in self.tr:
+            if u.index == i:
+                continue
+            ux1, uy1, ux2, uy2 = (u.box_xyxy[:, c] for c in range(4))
+            with np.errstate(invalid="ignore"):  # NaN boxes (out of frame) overlap nothing
+                overlap = (np.minimum(x2, ux2) > np.maximum(x1, ux1)) & (
+                    np.minimum(y2, uy2) > np.maximum(y1, uy1)
+                )
+            ok &= ~overlap
+        ks = np.flatnonzero(ok)
+        return int(ks[np.argmin(np.abs(ks - near))]) if ks.size else None
+
     def seen(self, i: int, lo: int = 0, hi: int | None = None) -> str:
         k = self.look(i, lo, hi)
         return f"the {self.tr[i].name}" if k is None else self.claim(i, k)

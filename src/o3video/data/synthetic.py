@@ -183,13 +183,18 @@ def _make_video(job: tuple[Path, int, int, WorldConfig]) -> tuple[list[Record], 
 def _protocol_records(item: Record, ask: QuestionWriter, vid: str) -> list[Record]:
     """The five ``V-STaR protocol`` records of a V-STaR item, each with a short grounded
     reasoning from the ground truth (the object at one or two of the item's whole seconds,
-    normalized box and true frame time): short, because a tiny model learns them."""
+    normalized box and true frame time): short, because a tiny model learns them. With
+    ``WorldConfig.what_apart`` the What reasoning shows the object where it is apart from the
+    others (:meth:`QuestionWriter.apart`)."""
     i = next(t.index for t in ask.tr if f"the {t.name}" == item["answer"])
     ks = [b["frame_index"] for b in item["bboxes"]]
     seen = f"It is seen at {ask.claim(i, ks[0])}"
     seen += f" and at {ask.claim(i, ks[-1])}." if len(ks) > 1 else "."
+    what_k = ks[len(ks) // 2]
+    if ask.w.config.what_apart and (k := ask.apart(i, what_k)) is not None:
+        what_k = k
     reasoning = {
-        "what": f"It is {ask.claim(i, ks[len(ks) // 2])}.",
+        "what": f"It is {ask.claim(i, what_k)}.",
         "when_1": seen,
         "when_2": seen,
         "where_1": f"It is at {ask.claim(i, ks[0])}.",

@@ -84,6 +84,12 @@ class WorldConfig:
     # object whose colour is unique, "What colour is the circle?" for a unique shape. The
     # answer is the word the pixels alone decide; off by default (corpora stay as they were).
     naming_qa: bool = False
+    # The V-STaR-protocol What reasoning ("It is <obj>…</obj><box>…</box>at<t>…</t>s.") claims
+    # the answer object at the frame nearest the middle of its boxes where it is plainly seen
+    # and its box touches no other object's, instead of at the middle box itself (during the
+    # event, where an object passing in front shares its vision tokens with the one behind).
+    # Off by default (corpora stay as they were); the middle box where no such frame exists.
+    what_apart: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.num_objects
