@@ -83,7 +83,17 @@ def answer_shape(row: dict[str, object]) -> str | None:
     return shapes[0] if shapes else None
 
 
-def read(data: Path, runs: list[Path]) -> None:
+def same_answers(data: Path, a: Path, b: Path) -> tuple[int, int]:
+    """On how many of ``data``'s items runs ``a`` and ``b`` give the same What answer."""
+    vids = {row["vid"] for row in json.loads((data / "vstar.json").read_text())}
+    answers = [
+        {r["vid"]: r.get("answer_vqa") for r in json.loads((run / "results.json").read_text())}
+        for run in (a, b)
+    ]
+    return sum(answers[0][v] == answers[1][v] for v in vids), len(vids)
+
+
+def read(data: Path, runs: list[Path], pairs: bool = False) -> None:
     substituted = {
         row["vid"]: FORM.match(row["question"]).group(2)  # type: ignore[union-attr]
         for row in json.loads((data / "vstar.json").read_text())
@@ -125,6 +135,10 @@ def read(data: Path, runs: list[Path]) -> None:
             f"  where the two objects' shapes differ ({sum(binding.values())}): "
             + ", ".join(f"{k} {v}" for k, v in sorted(binding.items(), key=lambda kv: -kv[1]))
         )
+    if pairs:
+        for a, b in zip(runs[::2], runs[1::2], strict=True):
+            same, n = same_answers(data, a, b)
+            print(f"{a} and {b}: the same What answer on {same} of {n} items")
 
 
 def main() -> None:
@@ -138,12 +152,17 @@ def main() -> None:
     r = sub.add_parser("read", help="compare eval runs on them")
     r.add_argument("data", type=Path, help="the substituted set (make's --out)")
     r.add_argument("runs", type=Path, nargs="+")
+    r.add_argument("--pairs", action="store_true",
+                   help="the runs come in pairs (own questions, replaced word): count the "
+                        "items whose What answer is the same in both")  # fmt: skip
     args = parser.parse_args()
     if args.cmd == "make":
         n, total = make(args.data, args.out)
         print(f"{n} of {total} items ask which shape passes in front of another: {args.out}")
     else:
-        read(args.data, args.runs)
+        if args.pairs and len(args.runs) % 2:
+            parser.error("--pairs needs an even number of runs")
+        read(args.data, args.runs, args.pairs)
 
 
 if __name__ == "__main__":

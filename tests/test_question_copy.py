@@ -58,7 +58,7 @@ def test_make_then_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     rows = [dict(sub[0], answer_vqa=f"the blue {new_shape}"),  # follows the new word
             dict(sub[1], answer_vqa="the red cross")]  # fmt: skip
     (on_sub / "results.json").write_text(json.dumps(rows))
-    qc.read(tmp_path / "sub", [whole, on_sub])
+    qc.read(tmp_path / "sub", [whole, on_sub], pairs=True)
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith(
         "2 answers; answer shape = truth 0.500, the question's shape (not the truth's) 0.500, "
@@ -71,6 +71,7 @@ def test_make_then_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     # v0: blue circle in front of a red square, answered with the front colour and the shape
     # behind; v2 (a red cross in front of a green cross) is left out of this line.
     assert out[1].strip() == "where the two objects' shapes differ (1): front colour + back shape 1"
+    assert out[4].endswith("the same What answer on 1 of 2 items")  # v2 only
     assert out[3].strip() == (
         "where the two objects' shapes differ (1): front colour + other shape 1"
     )
