@@ -19,6 +19,7 @@ from o3video.train.fastpaths import (  # noqa: E402
     _row_starts,
     apply_fast_paths,
     is_right_padded,
+    padding_free_calls,
 )
 
 
@@ -173,6 +174,10 @@ def test_a_padded_batch_gives_the_stock_loss_and_gradients_without_a_mask(
     assert masked1 and not any(masked1)  # fast: plain causal attention
     calls = fast.model.model.language_model._o3video_padding_free.calls
     assert calls == {"unmasked" if padding == "right" else "rolled": 1}
+    assert padding_free_calls(fast.model) == (
+        "1 unmasked, 0 rolled, 0 kept" if padding == "right" else "0 unmasked, 1 rolled, 0 kept"
+    )
+    assert padding_free_calls(stock.model) is None
     torch.testing.assert_close(loss0, loss1, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logits0, logits1, rtol=1e-4, atol=1e-5)
     assert grads0.keys() == grads1.keys()

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PatchConv3d", "apply_fast_paths", "is_right_padded"]
+__all__ = ["PatchConv3d", "apply_fast_paths", "is_right_padded", "padding_free_calls"]
 
 
 def is_right_padded(mask: torch.Tensor) -> bool:
@@ -183,10 +183,10 @@ def apply_fast_paths(policy: nn.Module) -> list[str]:
     """Install the shortcuts on ``policy`` where its modules have the expected shape.
 
     Returns what was installed (``"padding-free-attention"``, ``"patch-linear"``), for the
-    log. The
-    language model is found as ``policy.model.language_model`` (transformers 5's layout for
-    Qwen2-VL, Qwen2.5-VL and Qwen3-VL); the patch embedding as any module with a ``proj``
-    ``Conv3d`` whose stride equals its kernel."""
+    log. The language model is found as ``policy.model.language_model`` (transformers 5's
+    layout for Qwen2-VL, Qwen2.5-VL and Qwen3-VL); the patch embedding as any module with a
+    ``proj`` ``Conv3d`` whose stride equals its kernel. The language model's hooks keep the
+    count of their calls per outcome in ``language_model._o3video_padding_free.calls``."""
     installed: list[str] = []
     language_model = getattr(getattr(policy, "model", None), "language_model", None)
     if isinstance(language_model, nn.Module):
@@ -208,3 +208,13 @@ def apply_fast_paths(policy: nn.Module) -> list[str]:
     if patched:
         installed.append("patch-linear")
     return installed
+
+
+def padding_free_calls(policy: nn.Module) -> str | None:
+    """``"N unmasked, N rolled, N kept"``: the language model's forwards so far per outcome,
+    or None where the fast paths are not installed (found through any wrapper's modules)."""
+    for module in policy.modules():
+        hooks = getattr(module, "_o3video_padding_free", None)
+        if isinstance(hooks, _PaddingFree):
+            return ", ".join(f"{hooks.calls[k]} {k}" for k in ("unmasked", "rolled", "kept"))
+    return None

@@ -308,6 +308,10 @@ def train_and_save(
         ):
             load_checkpoint_weights(trainer.model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
+    from o3video.train.fastpaths import padding_free_calls
+
+    if calls := padding_free_calls(trainer.model):
+        logger.info("language-model forwards: %s", calls)
     final = save_final(trainer, output_dir)
     if config is not None and trainer.is_world_process_zero():
         from o3video.train.card import write_training_card
