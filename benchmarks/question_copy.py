@@ -27,10 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
-from o3video.data.shapes import SHAPES, name_words
+from o3video.data.shapes import SHAPES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from what_errors import read_name  # type: ignore[import-not-found]
 
 FORM = re.compile(r"^Which shape passes in front of the (\w+) (\w+)\?$")
 
@@ -61,10 +65,10 @@ def make(data: Path, out: Path) -> tuple[int, int]:
         if m is None:
             continue
         colour, shape = m.groups()
-        answer_shape = name_words(item["answer"])[1][0]
         new = dict(item)
         new["question"] = (
-            f"Which shape passes in front of the {colour} {substitute(shape, answer_shape)}?"
+            f"Which shape passes in front of the {colour} "
+            f"{substitute(shape, read_name(item['answer'])[1])}?"
         )
         kept.append(item)
         changed.append(new)
@@ -76,11 +80,6 @@ def make(data: Path, out: Path) -> tuple[int, int]:
             if not link.exists() and (data / sub).exists():
                 link.symlink_to((data / sub).resolve())
     return len(kept), len(items)
-
-
-def answer_shape(row: dict[str, object]) -> str | None:
-    shapes = name_words(str(row.get("answer_vqa") or ""))[1]
-    return shapes[0] if shapes else None
 
 
 def same_answers(data: Path, a: Path, b: Path) -> tuple[int, int]:
@@ -109,10 +108,8 @@ def read(data: Path, runs: list[Path], pairs: bool = False) -> None:
         for row in rows:
             if row["vid"] not in substituted:  # a run on the whole corpus: these items only
                 continue
-            colours, shapes = name_words(str(row.get("answer_vqa") or ""))
-            said_colour, said = (colours or [None])[0], (shapes or [None])[0]
-            truth_colours, truth_shapes = name_words(str(row["answer"]))
-            truth_colour, truth = truth_colours[0], truth_shapes[0]
+            said_colour, said = read_name(str(row.get("answer_vqa") or ""))
+            truth_colour, truth = read_name(str(row["answer"]))
             asked = FORM.match(str(row["question"]))
             asked_shape = asked.group(2) if asked else None
             counts["n"] += 1
