@@ -15,9 +15,10 @@ from o3video.cli.main import main
 from o3video.data.synthetic import SynthResult, synthesize
 from o3video.data.vstar import VStarBox, VStarItem, load_vstar
 from o3video.eval.judge import ExactMatchJudge
-from o3video.eval.runner import read_records
+from o3video.eval.runner import read_records, read_run_json
 from o3video.eval.vstar import (
     RunError,
+    Sampling,
     answer_part,
     finish,
     load_items,
@@ -99,7 +100,7 @@ class Oracle:
         self.requests = 0
 
     def generate(self, requests: Sequence[Request], params: SamplingParams) -> list[list[str]]:
-        assert params.temperature == 0.0
+        self.params = params
         out = []
         for r in requests:
             assert r.id is not None and r.clip is not None
@@ -194,6 +195,30 @@ def test_resume_refuses_other_settings_and_finish_needs_every_item(
         )
 
 
+def test_a_sampled_run_passes_its_sampling_and_keeps_it_in_run_json(
+    synth: SynthResult, tmp_path: Path
+) -> None:
+    data = synth.out_dir / "vstar.json"
+    items = load_items(data, synth.out_dir)
+    greedy = Oracle(items, QWEN25)
+    run_vstar(greedy, QWEN25, data, tmp_path / "greedy", limit=1)
+    assert (greedy.params.temperature, greedy.params.top_p, greedy.params.seed) == (0.0, 1.0, 0)
+    assert read_run_json(tmp_path / "greedy")["settings"]["sampling"] is None
+    sampled = Oracle(items, QWEN25)
+    run_vstar(sampled, QWEN25, data, tmp_path / "t1", limit=1, sampling=Sampling(1.0, 0.95, 3))
+    p = sampled.params
+    assert (p.temperature, p.top_p, p.seed, p.n) == (1.0, 0.95, 3, 1)
+    settings = read_run_json(tmp_path / "t1")["settings"]
+    assert settings["sampling"] == {"temperature": 1.0, "top_p": 0.95, "seed": 3}
+    with pytest.raises(RunError, match="sampling: "):  # another seed is another run
+        run_vstar(Oracle(items, QWEN25), QWEN25, data, tmp_path / "t1", limit=1,
+                  sampling=Sampling(1.0, 0.95, 4))  # fmt: skip
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        Sampling(0.0)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        Sampling(1.0, top_p=0.0)
+
+
 def test_a_failing_item_is_recorded_then_retried(synth: SynthResult, tmp_path: Path) -> None:
     data = synth.out_dir / "vstar.json"
     items = load_items(data, synth.out_dir)
@@ -276,6 +301,19 @@ def test_cli_real_vstar_data_needs_a_judge(
         == 1
     )
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_cli_refuses_sampling_options_it_cannot_use_before_loading_a_model(
+    synth: SynthResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ["eval", "vstar", "--model", str(tmp_path / "no-model"), "--data", str(synth.out_dir)]
+    run += ["--out", str(tmp_path / "o")]
+    assert main([*run, "--seed", "3"]) == 1
+    assert "--top-p and --seed need --temperature" in capsys.readouterr().err
+    assert main([*run, "--temperature", "1", "--top-p", "1.5"]) == 1
+    assert "top_p must be in (0, 1]" in capsys.readouterr().err
+    assert main([*run, "--temperature", "-1"]) == 1
+    assert "temperature must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_cli_takes_the_frame_budget_from_the_model_card(synth: SynthResult, tmp_path: Path) -> None:

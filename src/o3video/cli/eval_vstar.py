@@ -30,6 +30,7 @@ from o3video.errors import DataError
 from o3video.eval.judge import Judge, make_judge
 from o3video.eval.runner import RunError, RunStats, Shard, read_run_json
 from o3video.eval.vstar import (
+    Sampling,
     finish,
     run_items_of,
     run_vstar,
@@ -46,6 +47,8 @@ RUN_EXAMPLES = """examples:
   o3video data synth --out runs/synth-eval --n 20 --seed 1000
   o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \\
       --out runs/eval/tiny-gspo
+  o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \
+      --temperature 1.0 --top-p 0.95 --seed 1 --out runs/eval/tiny-gspo-t1-s1   # sampled
   o3video eval vstar --model ckpt/ --data V-STaR/ --judge Qwen/Qwen2.5-72B-Instruct \\
       --judge-backend openai --judge-base-url http://127.0.0.1:8000/v1 --out runs/eval/7b
   for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i o3video eval vstar --model ckpt/ \\
@@ -151,6 +154,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="V-STaR file or folder")
     p.add_argument("--videos", type=Path, default=None, help="video folder (default: --data's)")
     _runner_arguments(p)
+    p.add_argument(
+        "--temperature",
+        type=finite_float,
+        default=None,
+        help="sample one reply per prompt at this temperature (> 0) instead of greedy "
+        "decoding; kept in run.json",
+    )
+    p.add_argument("--top-p", type=finite_float, default=1.0, help="with --temperature")
+    p.add_argument("--seed", type=int, default=0, help="with --temperature: the sampling seed")
     _judge_arguments(p)
 
 
@@ -366,11 +378,23 @@ def show_vstar_prompts(args: argparse.Namespace) -> int:
     return _print_rendered(shown)
 
 
+def _sampling(args: argparse.Namespace) -> Sampling | None:
+    if args.temperature is None:
+        if args.top_p != 1.0 or args.seed != 0:
+            raise RunError("--top-p and --seed need --temperature (greedy decoding otherwise)")
+        return None
+    try:
+        return Sampling(args.temperature, args.top_p, args.seed)
+    except ValueError as e:
+        raise RunError(f"--temperature/--top-p: {e}") from e
+
+
 def run_vstar_command(args: argparse.Namespace) -> int:
     if args.show_prompts is not None:
         return show_vstar_prompts(args)
     _need_out(args)
     file, root, synthetic = resolve_data(args.data, args.videos)
+    sampling = _sampling(args)
     backend, family, video = _backend(args)
     _, stats = run_vstar(
         backend,
@@ -379,6 +403,7 @@ def run_vstar_command(args: argparse.Namespace) -> int:
         args.out,
         media_root=root,
         protocol=protocol_of(args),
+        sampling=sampling,
         **_run_options(args, video),
     )
     if not _summary(args, stats):

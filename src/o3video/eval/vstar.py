@@ -178,6 +178,24 @@ def make_process(
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """A sampled V-STaR run: one reply per prompt drawn at ``temperature`` (> 0) with nucleus
+    ``top_p``, the generator seeded with ``seed`` at every generate call."""
+
+    temperature: float
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(
+                f"sampling temperature must be a finite number > 0, got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"sampling top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything that decides a run's records; stored in ``run.json`` and compared when a
     run is resumed."""
@@ -191,6 +209,8 @@ class RunSettings:
     max_new_tokens: int
     prompt_version: str = PROMPT_VERSION
     protocol: str = "o3video"
+    sampling: dict[str, Any] | None = None
+    """``None``: greedy decoding; else the sampled run's temperature, top-p and seed."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -461,13 +481,15 @@ def run_vstar(
     retry_errors: bool = False,
     progress: Callable[[int, int], None] | None = None,
     protocol: str = "o3video",
+    sampling: Sampling | None = None,
 ) -> tuple[list[VStarItem], RunStats]:
     """Generate (or resume generating) the records of ``shard`` into ``run_dir``: greedy
     decoding, seed 0, the prompts and frames of ``protocol`` (``reference``: the reference
     script's frames whatever ``video`` says, its repetition penalty 1.05 and by default its
     2,048 new tokens; ``o3video``: 512 by default). ``limit`` keeps the first items of the file
-    (a later run may raise it and resume). Returns the items of the whole run and what the
-    runner did."""
+    (a later run may raise it and resume). ``sampling`` samples one reply per prompt instead
+    (temperature, top-p, seed; kept in ``run.json``), e.g. to see what a model's samples score
+    beside its greedy replies. Returns the items of the whole run and what the runner did."""
     name = check_protocol(protocol, inference=True)
     video = video_settings_for(name, video or VideoSettings())
     reference = name == "reference"
@@ -484,12 +506,17 @@ def run_vstar(
         video=video,
         max_new_tokens=max_new_tokens,
         protocol=name,
+        sampling=dataclasses.asdict(sampling) if sampling is not None else None,
     )
     out = Path(run_dir)
     check_run_json(out, "vstar", settings.to_dict(), limit)
     penalty = REFERENCE_REPETITION_PENALTY if reference else 1.0
     params = SamplingParams(
-        temperature=0.0, max_new_tokens=max_new_tokens, seed=0, repetition_penalty=penalty
+        temperature=sampling.temperature if sampling else 0.0,
+        top_p=sampling.top_p if sampling else 1.0,
+        max_new_tokens=max_new_tokens,
+        seed=sampling.seed if sampling else 0,
+        repetition_penalty=penalty,
     )
     raw = dict(json_entries(Path(data))) if name == "reference" else None
     process = make_process(backend, family, root, video, params, protocol=name, raw_entries=raw)

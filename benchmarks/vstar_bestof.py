@@ -1,0 +1,127 @@
+"""What a model's own samples score on V-STaR: the room an RL stage has to work in.
+
+RL with group-relative advantages (GRPO, GSPO) raises the probability of the better of a
+model's own samples for a prompt; it is paid by the reward of sampled replies (temperature
+1.0 in the recipes here) and judged on greedy replies. So three numbers per metric bound and
+explain what it can do from a model:
+
+- **greedy**: the model's score (``o3video eval vstar``);
+- **sampled**: the mean score of one sampled reply per prompt (the mean of the sampled runs),
+  what the training reward measures;
+- **best of k**: per item and per generation the best of k sampled replies, the score of a
+  policy that always put its mass on the best of k of its own samples. Each of the five V-STaR
+  generations is its own prompt, so the best is taken per metric.
+
+The runs are ``o3video eval vstar --temperature T --seed S`` runs of one model on one corpus
+(``benchmarks/sampled-vstar/run.sh``); every run is scored again here in the default mode.
+mAM is computed from the item means as (AM_1 + AM_2) / 2, AM_k = (What + When_k + Where_k) / 3;
+it equals the runs' own mAM where no item lacks a What answer (the script prints both for the
+greedy run).
+
+Example::
+
+    python benchmarks/vstar_bestof.py --greedy benchmarks/what-apart-sft/A1/vstar \\
+        runs/sampled/A1-s1 runs/sampled/A1-s2 runs/sampled/A1-s3 runs/sampled/A1-s4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from o3video.eval.vstar_score import ItemScore, VStarScores, score_vstar_files
+
+METRICS = ("acc", "tiou_1", "tiou_2", "viou_1", "viou_2")
+NAMES = {"acc": "What", "tiou_1": "When C1", "tiou_2": "When C2"}
+NAMES |= {"viou_1": "Where C1", "viou_2": "Where C2"}
+
+
+def scores_of(run: Path) -> VStarScores:
+    for name in ("results.json", "judgements.json"):
+        if not (run / name).is_file():
+            raise SystemExit(f"{run}: no {name} (not a finished `o3video eval vstar` run)")
+    return score_vstar_files(run / "results.json", run / "judgements.json")
+
+
+def value(item: ItemScore, name: str) -> float:
+    if name == "acc":
+        return float(item.correct)
+    kind, chain = name.split("_")
+    return (item.tiou if kind == "tiou" else item.viou)[int(chain) - 1]
+
+
+def table_of(runs: Sequence[VStarScores]) -> list[list[float]]:
+    """``[metric][item]`` values of one run each (``runs`` of length 1) or per item the
+    best over ``runs``."""
+    indices = [i.index for i in runs[0].items]
+    for r in runs[1:]:
+        if [i.index for i in r.items] != indices:
+            raise SystemExit("the runs did not score the same items")
+    return [[max(value(r.items[k], m) for r in runs) for k in range(len(indices))] for m in METRICS]
+
+
+def mam(means: Sequence[float]) -> float:
+    acc, t1, t2, v1, v2 = means
+    return ((acc + t1 + v1) / 3 + (acc + t2 + v2) / 3) / 2
+
+
+def means(table: Sequence[Sequence[float]]) -> list[float]:
+    return [sum(col) / len(col) for col in table]
+
+
+def best_of(runs: Sequence[VStarScores], k: int, draws: int, seed: int = 0) -> list[float]:
+    """Mean over ``draws`` random k-subsets of the runs of the best-of-k item means (all
+    subsets when there are few)."""
+    from itertools import combinations
+
+    subsets = list(combinations(range(len(runs)), k))
+    if len(subsets) > draws:
+        subsets = random.Random(seed).sample(subsets, draws)
+    rows = [means(table_of([runs[i] for i in s])) for s in subsets]
+    return [sum(r[m] for r in rows) / len(rows) for m in range(len(METRICS))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="sampled run folders of one model")
+    p.add_argument("--greedy", type=Path, default=None, help="the model's greedy run folder")
+    p.add_argument("--label", default=None, help="the model's name in the table")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = p.parse_args(argv)
+    sampled = [scores_of(r) for r in args.runs]
+    label = args.label or args.runs[0].name
+    rows: list[tuple[str, list[float]]] = []
+    if args.greedy is not None:
+        greedy = scores_of(args.greedy)
+        g = means(table_of([greedy]))
+        rows.append(("greedy", g))
+        print(f"greedy mAM from item means {mam(g):.4f}, the run's own {greedy.overall.mam:.4f}")
+    singles = [means(table_of([s])) for s in sampled]
+    mean_single = [sum(r[m] for r in singles) / len(singles) for m in range(len(METRICS))]
+    rows.append((f"sampled (mean of {len(sampled)} runs)", mean_single))
+    lo = [min(r[m] for r in singles) for m in range(len(METRICS))]
+    hi = [max(r[m] for r in singles) for m in range(len(METRICS))]
+    for k in range(2, len(sampled) + 1):
+        rows.append((f"best of {k}", best_of(sampled, k, draws=50)))
+    head = "| " + label + " | " + " | ".join(NAMES[m] for m in METRICS) + " | mAM |"
+    print(head)
+    print("|---" * (len(METRICS) + 2) + "|")
+    for name, row in rows:
+        cells = " | ".join(f"{100 * v:.1f}" for v in row)
+        print(f"| {name} | {cells} | {100 * mam(row):.1f} |")
+    spread = " | ".join(f"{100 * a:.1f}–{100 * b:.1f}" for a, b in zip(lo, hi, strict=True))
+    mams = [mam(r) for r in singles]
+    print(f"| sampled runs, range | {spread} | {100 * min(mams):.1f}–{100 * max(mams):.1f} |")
+    if args.json is not None:
+        doc = {"label": label, "runs": [str(r) for r in args.runs], "metrics": list(METRICS)}
+        doc["rows"] = [{"row": n, "means": r, "mam": mam(r)} for n, r in rows]
+        doc["sampled_runs"] = [{"means": r, "mam": mam(r)} for r in singles]
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
