@@ -10,7 +10,15 @@ explain what it can do from a model:
   what the training reward measures;
 - **best of k**: per item and per generation the best of k sampled replies, the score of a
   policy that always put its mass on the best of k of its own samples. Each of the five V-STaR
-  generations is its own prompt, so the best is taken per metric.
+  generations is its own prompt, so the best is taken per metric. It counts lucky draws as
+  skill, so it is a ceiling, not a target;
+- **consensus of k** (minimum Bayes risk): per item and generation, the sampled reply that
+  agrees most with the other k − 1, chosen without the truth: the most frequent What answer
+  (ties: the earliest run), the span with the highest summed tIoU to the other spans, the boxes
+  with the highest summed agreement to the others' boxes (per second of either reply, the IoU
+  of their first boxes, 0 where one has none). It is the gain of a decision rule over the
+  model's own samples, with no new knowledge: an RL stage that adds no more than this has
+  learnt how to answer from what the model already knows, not to see better.
 
 The runs are ``o3video eval vstar --temperature T --seed S`` runs of one model on one corpus
 (``benchmarks/sampled-vstar/run.sh``); every run is scored again here in the default mode.
@@ -32,7 +40,9 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from o3video.eval.vstar_score import ItemScore, VStarScores, score_vstar_files
+from o3video.boxes import interval_iou, iou
+from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
+from o3video.eval.vstar_score import REPLY_KEYS, ItemScore, VStarScores, score_vstar_files
 
 METRICS = ("acc", "tiou_1", "tiou_2", "viou_1", "viou_2")
 NAMES = {"acc": "What", "tiou_1": "When C1", "tiou_2": "When C2"}
@@ -84,6 +94,67 @@ def best_of(runs: Sequence[VStarScores], k: int, draws: int, seed: int = 0) -> l
     return [sum(r[m] for r in rows) / len(rows) for m in range(len(METRICS))]
 
 
+FIELDS = {"tiou_1": "answer_temporal", "tiou_2": "answer_temporal_2"}
+FIELDS |= {"viou_1": "answer_spatial", "viou_2": "answer_spatial_2"}
+
+
+def replies(run: Path) -> list[dict[str, object]]:
+    """The run's ``results.json`` records (the five answers and the replies they came from)."""
+    records = json.loads((run / "results.json").read_text())
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise SystemExit(f"{run}/results.json: expected a list of records")
+    return records
+
+
+def _reply(record: dict[str, object], field: str) -> object:
+    reply = record.get(REPLY_KEYS[field])
+    return reply if isinstance(reply, str) else record.get(field)
+
+
+def _box_agreement(a: dict[float, tuple], b: dict[float, tuple]) -> float:
+    seconds = set(a) | set(b)
+    if not seconds:
+        return 1.0
+    total = sum(iou(a[s][0], b[s][0]) for s in seconds if a.get(s) and b.get(s))
+    return total / len(seconds)
+
+
+def agreement(field: str, x: object, y: object) -> float:
+    """How much two replies to the same prompt agree (1: the same answer)."""
+    if field == "answer_vqa":
+        return float(str(x).strip().lower() == str(y).strip().lower())
+    if field.startswith("answer_temporal"):
+        sx, sy = parse_time_answer(x), parse_time_answer(y)
+        return 0.0 if sx is None or sy is None else interval_iou(sx, sy)
+    return _box_agreement(parse_box_answer(x), parse_box_answer(y))
+
+
+def pick(field: str, answers: Sequence[object]) -> int:
+    """The index of the answer with the highest summed agreement to the others (ties: the
+    earliest)."""
+    support = [
+        sum(agreement(field, a, b) for j, b in enumerate(answers) if j != i)
+        for i, a in enumerate(answers)
+    ]
+    return max(range(len(answers)), key=lambda i: (support[i], -i))
+
+
+def consensus(
+    runs: Sequence[VStarScores], records: Sequence[Sequence[dict[str, object]]]
+) -> list[float]:
+    """Item means of the consensus pick per item and metric (see the module docstring)."""
+    n = len(runs[0].items)
+    picked: list[list[float]] = [[] for _ in METRICS]
+    for k in range(n):
+        for m, name in enumerate(METRICS):
+            field = "answer_vqa" if name == "acc" else FIELDS[name]
+            answers = [_reply(rec[k], field) if field != "answer_vqa" else rec[k].get(field)
+                       for rec in records]  # fmt: skip
+            best = pick(field, answers)
+            picked[m].append(value(runs[best].items[k], name))
+    return means(picked)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="sampled run folders of one model")
@@ -106,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     hi = [max(r[m] for r in singles) for m in range(len(METRICS))]
     for k in range(2, len(sampled) + 1):
         rows.append((f"best of {k}", best_of(sampled, k, draws=50)))
+    if len(sampled) >= 3:
+        records = [replies(r) for r in args.runs]
+        rows.append((f"consensus of {len(sampled)}", consensus(sampled, records)))
     head = "| " + label + " | " + " | ".join(NAMES[m] for m in METRICS) + " | mAM |"
     print(head)
     print("|---" * (len(METRICS) + 2) + "|")
