@@ -47,7 +47,7 @@ RUN_EXAMPLES = """examples:
   o3video data synth --out runs/synth-eval --n 20 --seed 1000
   o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \\
       --out runs/eval/tiny-gspo
-  o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \
+  o3video eval vstar --model runs/synthetic-tiny-gspo/final --data runs/synth-eval \\
       --temperature 1.0 --top-p 0.95 --seed 1 --out runs/eval/tiny-gspo-t1-s1   # sampled
   o3video eval vstar --model ckpt/ --data V-STaR/ --judge Qwen/Qwen2.5-72B-Instruct \\
       --judge-backend openai --judge-base-url http://127.0.0.1:8000/v1 --out runs/eval/7b
