@@ -37,30 +37,32 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from o3video.boxes import interval_iou, iou
 from o3video.eval.vstar_parse import parse_box_answer, parse_time_answer
-from o3video.eval.vstar_score import REPLY_KEYS, ItemScore, VStarScores, score_vstar_files
+from o3video.eval.vstar_score import (
+    VStarScores,
+    _reply,  # what the scorer reads for an answer field
+)
 
-METRICS = ("acc", "tiou_1", "tiou_2", "viou_1", "viou_2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vstar_paired import METRICS  # the sibling script: run folders, metrics
+from vstar_paired import metric as value
+from vstar_paired import scores_of as _paired_scores_of
+
 NAMES = {"acc": "What", "tiou_1": "When C1", "tiou_2": "When C2"}
 NAMES |= {"viou_1": "Where C1", "viou_2": "Where C2"}
 
 
 def scores_of(run: Path) -> VStarScores:
-    for name in ("results.json", "judgements.json"):
-        if not (run / name).is_file():
-            raise SystemExit(f"{run}: no {name} (not a finished `o3video eval vstar` run)")
-    return score_vstar_files(run / "results.json", run / "judgements.json")
-
-
-def value(item: ItemScore, name: str) -> float:
-    if name == "acc":
-        return float(item.correct)
-    kind, chain = name.split("_")
-    return (item.tiou if kind == "tiou" else item.viou)[int(chain) - 1]
+    """The run re-scored in the default mode (``vstar_paired.scores_of``)."""
+    try:
+        return _paired_scores_of(run)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from e
 
 
 def table_of(runs: Sequence[VStarScores]) -> list[list[float]]:
@@ -104,11 +106,6 @@ def replies(run: Path) -> list[dict[str, object]]:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise SystemExit(f"{run}/results.json: expected a list of records")
     return records
-
-
-def _reply(record: dict[str, object], field: str) -> object:
-    reply = record.get(REPLY_KEYS[field])
-    return reply if isinstance(reply, str) else record.get(field)
 
 
 def _box_agreement(a: dict[float, tuple], b: dict[float, tuple]) -> float:

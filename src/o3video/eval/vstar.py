@@ -209,7 +209,7 @@ class RunSettings:
     max_new_tokens: int
     prompt_version: str = PROMPT_VERSION
     protocol: str = "o3video"
-    sampling: dict[str, Any] | None = None
+    sampling: Sampling | None = None
     """``None``: greedy decoding; else the sampled run's temperature, top-p and seed."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -506,7 +506,7 @@ def run_vstar(
         video=video,
         max_new_tokens=max_new_tokens,
         protocol=name,
-        sampling=dataclasses.asdict(sampling) if sampling is not None else None,
+        sampling=sampling,
     )
     out = Path(run_dir)
     check_run_json(out, "vstar", settings.to_dict(), limit)
